@@ -1,0 +1,420 @@
+"""Device models: one frozen dataclass and one ``@njit`` step function each.
+
+A device is data. It draws its per-cell parameters once, at construction of a tile, from
+the tile's seed (device-to-device variation, "dtod"); the generic pulse kernel draws the
+cycle-to-cycle noise of each pulse ("std") and calls the device's step function, which
+numba specialises per device.
+
+Per cell ``(i, j)`` (``xi`` standard normal, drawn once):
+
+* ``dw_ij = dw_min * (1 + dw_min_dtod * xi)``, clipped at 0 (a dead cell, never a reversed one);
+* ``ud_ij = up_down + up_down_dtod * xi``; ``dw_up = dw_ij (1 + ud_ij)``, ``dw_down = dw_ij (1 - ud_ij)``;
+* ``w_max_ij = w_max (1 + w_max_dtod * xi)`` clipped at >= 0, ``w_min_ij = w_min (1 + w_min_dtod * xi)``
+  clipped at <= 0, so that ``w_min_ij <= 0 <= w_max_ij`` (relative spreads, as in aihwkit).
+
+Each pulse moves a cell by ``step(w) * (1 + dw_min_std * xi)`` in its direction and clips the
+result to the cell's bounds. Write noise: the weight the periphery sees is the hidden weight
+plus ``write_noise_std * dw_min * xi``, redrawn whenever an update touches the cell.
+
+The step functions share one signature, ``step(w, up, dw, w_max, w_min, p) -> magnitude``:
+``dw`` is the cell's ``dw_up`` or ``dw_down`` (chosen by ``up``), ``w_max``/``w_min`` its
+bounds and ``p`` a float64 array of the model's shape parameters (``Device.shape_params``).
+The magnitude is the mean step, ``>= 0``; the kernel adds noise, sign and clipping.
+
+The kernels reach a device's step function through :func:`device_step`, which branches on
+the class's ``model`` code. Passing the step function itself as a kernel argument (one
+specialisation per device) would be the more direct shape, but numba (0.68) cannot reuse
+an on-disk cached kernel whose signature holds a dispatcher type: the cache index never
+matches in a new process, so every run would recompile every kernel for every device. One
+predictable branch per pulse is the price of a kernel cache shared by all devices. A new
+model is one more step function, one more ``model`` code and one more branch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+
+from progsim._config import jit
+from progsim._validate import Interval, param, param_error, validate_fields
+
+_POS = Interval(0.0, None, closed="neither")
+_NONNEG = Interval(0.0, None, closed="left")
+_FRAC = Interval(0.0, 1.0, closed="both")
+_REAL = Interval()
+_UD = Interval(-1.0, 1.0, closed="neither")
+
+
+class CellParams(NamedTuple):
+    """Per-cell device parameters, each an array of the tile's shape and dtype."""
+
+    dw_up: np.ndarray
+    dw_down: np.ndarray
+    w_max: np.ndarray
+    w_min: np.ndarray
+
+
+# --------------------------------------------------------------------------- step functions
+
+
+@jit
+def constant_step(w, up, dw, w_max, w_min, p):
+    return dw
+
+
+@jit
+def linear_step(w, up, dw, w_max, w_min, p):
+    # p = (gamma_up, gamma_down); the slope is relative to the cell's own bound.
+    if up:
+        f = 1.0 - p[0] * w / w_max if w_max != 0.0 else 1.0
+    else:
+        f = 1.0 - p[1] * w / w_min if w_min != 0.0 else 1.0
+    return dw * f if f > 0.0 else 0.0
+
+
+@jit
+def exp_step(w, up, dw, w_max, w_min, p):
+    # p = (A_up, A_down, gamma_up, gamma_down, a, b)
+    z = 2.0 * p[4] * w / (w_max - w_min) + p[5]
+    if up:
+        f = 1.0 - p[0] * np.exp(p[2] * z)
+    else:
+        f = 1.0 - p[1] * np.exp(-p[3] * z)
+    return dw * f if f > 0.0 else 0.0
+
+
+@jit
+def pow_step(w, up, dw, w_max, w_min, p):
+    # p = (gamma,)
+    span = w_max - w_min
+    r = (w_max - w) / span if up else (w - w_min) / span
+    if r <= 0.0:
+        return 0.0
+    return dw * r ** p[0]
+
+
+@jit
+def piecewise_step(w, up, dw, w_max, w_min, p):
+    # p = (n_up, nodes_up..., n_down, nodes_down...); nodes evenly spaced over [w_min, w_max].
+    n_up = int(p[0])
+    off = 1 if up else 2 + n_up
+    n = n_up if up else int(p[1 + n_up])
+    x = (w - w_min) / (w_max - w_min) * (n - 1)
+    if x <= 0.0:
+        return dw * p[off]
+    if x >= n - 1:
+        return dw * p[off + n - 1]
+    k = int(x)
+    t = x - k
+    return dw * ((1.0 - t) * p[off + k] + t * p[off + k + 1])
+
+
+MODEL_CONSTANT, MODEL_LINEAR, MODEL_EXP, MODEL_POW, MODEL_PIECEWISE = range(5)
+
+
+@jit(inline="always")
+def device_step(model, w, up, dw, w_max, w_min, p):
+    """The step function of device ``model`` (one of the ``MODEL_*`` codes)."""
+    if model == MODEL_LINEAR:
+        return linear_step(w, up, dw, w_max, w_min, p)
+    if model == MODEL_EXP:
+        return exp_step(w, up, dw, w_max, w_min, p)
+    if model == MODEL_POW:
+        return pow_step(w, up, dw, w_max, w_min, p)
+    if model == MODEL_PIECEWISE:
+        return piecewise_step(w, up, dw, w_max, w_min, p)
+    return constant_step(w, up, dw, w_max, w_min, p)
+
+
+# --------------------------------------------------------------------------- dataclasses
+
+
+@dataclass(frozen=True)
+class PulsedDevice:
+    """Common fields of every pulsed device (defaults: aihwkit's ConstantStep, see DESIGN)."""
+
+    dw_min: float = param(0.001, _POS)
+    dw_min_dtod: float = param(0.3, _NONNEG)
+    dw_min_std: float = param(0.3, _NONNEG)
+    up_down: float = param(0.0, _UD)
+    up_down_dtod: float = param(0.01, _NONNEG)
+    w_max: float = param(0.6, _NONNEG)
+    w_min: float = param(-0.6, Interval(None, 0.0, closed="right"))
+    w_max_dtod: float = param(0.3, _NONNEG)
+    w_min_dtod: float = param(0.3, _NONNEG)
+    write_noise_std: float = param(0.0, _NONNEG)
+
+    step: ClassVar = staticmethod(constant_step)
+    model: ClassVar[int] = MODEL_CONSTANT
+
+    def __post_init__(self):
+        validate_fields(self)
+        if self.w_min > self.w_max:
+            raise param_error(type(self).__name__, "w_min", f"<= w_max ({self.w_max})", self.w_min)
+        if self.w_max == self.w_min:
+            raise param_error(type(self).__name__, "w_max", "> w_min (a cell needs a range)", self.w_max)
+
+    @property
+    def shape_params(self) -> np.ndarray:
+        """The model's shape parameters, as the step function receives them."""
+        return np.zeros(1, dtype=np.float64)
+
+    @property
+    def bounded(self) -> bool:
+        return True
+
+    def draw_cells(self, shape, rng: np.random.Generator, dtype=np.float64) -> CellParams:
+        """Per-cell parameters drawn once (device-to-device variation)."""
+        dw = self.dw_min * (1.0 + self.dw_min_dtod * rng.standard_normal(shape))
+        np.maximum(dw, 0.0, out=dw)
+        ud = self.up_down + self.up_down_dtod * rng.standard_normal(shape)
+        w_max = np.maximum(self.w_max * (1.0 + self.w_max_dtod * rng.standard_normal(shape)), 0.0)
+        w_min = np.minimum(self.w_min * (1.0 + self.w_min_dtod * rng.standard_normal(shape)), 0.0)
+        return CellParams(
+            (dw * (1.0 + ud)).astype(dtype),
+            (dw * (1.0 - ud)).astype(dtype),
+            w_max.astype(dtype),
+            w_min.astype(dtype),
+        )
+
+    def nominal_step(self, w, up: bool) -> float:
+        """Mean step magnitude of a nominal cell (no dtod, no noise) at state ``w``."""
+        dw = self.dw_min * (1.0 + self.up_down if up else 1.0 - self.up_down)
+        return float(type(self).step(float(w), bool(up), dw, float(self.w_max), float(self.w_min), self.shape_params))
+
+
+@dataclass(frozen=True)
+class Ideal(PulsedDevice):
+    """Exact steps of ``dw_min``: no variation, no noise, no bounds, no write noise."""
+
+    dw_min: float = param(0.001, _POS)
+    dw_min_dtod: float = param(0.0, Interval(0.0, 0.0))
+    dw_min_std: float = param(0.0, Interval(0.0, 0.0))
+    up_down: float = param(0.0, Interval(0.0, 0.0))
+    up_down_dtod: float = param(0.0, Interval(0.0, 0.0))
+    w_max: float = param(np.inf, Interval(np.inf, np.inf, allow_inf=True))
+    w_min: float = param(-np.inf, Interval(-np.inf, -np.inf, allow_inf=True))
+    w_max_dtod: float = param(0.0, Interval(0.0, 0.0))
+    w_min_dtod: float = param(0.0, Interval(0.0, 0.0))
+    write_noise_std: float = param(0.0, Interval(0.0, 0.0))
+
+    @property
+    def bounded(self) -> bool:
+        return False
+
+    def draw_cells(self, shape, rng, dtype=np.float64) -> CellParams:
+        full = lambda v: np.full(shape, v, dtype=dtype)  # noqa: E731
+        return CellParams(full(self.dw_min), full(self.dw_min), full(np.inf), full(-np.inf))
+
+
+@dataclass(frozen=True)
+class ConstantStep(PulsedDevice):
+    """Step ``dw_up`` / ``dw_down`` whatever the state (Gokmen & Vlasov 2016)."""
+
+
+@dataclass(frozen=True)
+class LinearStep(PulsedDevice):
+    """Step falling linearly with the state: up ``dw_up (1 - gamma_up w / w_max)``,
+    down ``dw_down (1 - gamma_down w / w_min)`` (cell's own bounds; clamped at 0)."""
+
+    gamma_up: float = param(0.0, _NONNEG)
+    gamma_down: float = param(0.0, _NONNEG)
+
+    step: ClassVar = staticmethod(linear_step)
+    model: ClassVar[int] = MODEL_LINEAR
+
+    @property
+    def shape_params(self):
+        return np.array([self.gamma_up, self.gamma_down], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SoftBounds(LinearStep):
+    """LinearStep with both gammas 1: the step vanishes at the cell's bounds."""
+
+    gamma_up: float = param(1.0, Interval(1.0, 1.0))
+    gamma_down: float = param(1.0, Interval(1.0, 1.0))
+
+
+@dataclass(frozen=True)
+class ExpStep(PulsedDevice):
+    """Exponential saturation: ``z = 2 a w/(w_max - w_min) + b``; up
+    ``dw_up max(1 - A_up exp(gamma_up z), 0)``, down ``dw_down max(1 - A_down exp(-gamma_down z), 0)``.
+    Defaults are aihwkit's ExpStepDevice fit."""
+
+    A_up: float = param(0.00081, _REAL)
+    A_down: float = param(0.36833, _REAL)
+    gamma_up: float = param(12.44625, _REAL)
+    gamma_down: float = param(12.78785, _REAL)
+    a: float = param(0.244, _REAL)
+    b: float = param(0.2425, _REAL)
+
+    step: ClassVar = staticmethod(exp_step)
+    model: ClassVar[int] = MODEL_EXP
+
+    @property
+    def shape_params(self):
+        return np.array([self.A_up, self.A_down, self.gamma_up, self.gamma_down, self.a, self.b], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class PowStep(PulsedDevice):
+    """Power-law saturation: up ``dw_up ((w_max - w)/(w_max - w_min))^gamma``, down
+    ``dw_down ((w - w_min)/(w_max - w_min))^gamma``."""
+
+    gamma: float = param(1.0, _NONNEG)
+
+    step: ClassVar = staticmethod(pow_step)
+    model: ClassVar[int] = MODEL_POW
+
+    @property
+    def shape_params(self):
+        return np.array([self.gamma], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Piecewise(PulsedDevice):
+    """Step-size tables: ``dw_up * interp(w, nodes_up)``, ``dw_down * interp(w, nodes_down)``.
+
+    The nodes are relative step sizes at evenly spaced states from the cell's ``w_min`` to its
+    ``w_max`` (at least two each), linearly interpolated. Build them from measured data with
+    :meth:`from_conductance_trace`.
+    """
+
+    nodes_up: tuple = param((1.0, 1.0), None)
+    nodes_down: tuple = param((1.0, 1.0), None)
+
+    step: ClassVar = staticmethod(piecewise_step)
+    model: ClassVar[int] = MODEL_PIECEWISE
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("nodes_up", "nodes_down"):
+            nodes = np.asarray(getattr(self, name), dtype=float)
+            if nodes.ndim != 1 or nodes.size < 2 or not np.all(np.isfinite(nodes)) or np.any(nodes < 0):
+                raise param_error("Piecewise", name, "a sequence of at least 2 finite values >= 0", getattr(self, name))
+            object.__setattr__(self, name, tuple(float(v) for v in nodes))
+        if not (np.isfinite(self.w_max) and np.isfinite(self.w_min)):
+            raise param_error("Piecewise", "w_max", "finite (the nodes span [w_min, w_max])", self.w_max)
+
+    @property
+    def shape_params(self):
+        up, down = np.asarray(self.nodes_up), np.asarray(self.nodes_down)
+        return np.concatenate([[up.size], up, [down.size], down]).astype(np.float64)
+
+    @classmethod
+    def from_conductance_trace(cls, g_up, g_down, *, n_nodes=16, w_max=0.6, w_min=-0.6, **fields) -> "Piecewise":
+        """Fit step tables to measured conductances after successive pulses.
+
+        ``g_up`` is the conductance after each of a train of potentiation pulses, ``g_down``
+        after each of a train of depression pulses (any units). Conductances map linearly
+        onto ``[w_min, w_max]`` (the extremes over both traces give the ends); each pulse's
+        step ``|w_{k+1} - w_k|`` is attributed to the state ``w_k`` it started from and
+        linearly interpolated (then averaged per bin) onto ``n_nodes`` evenly spaced states.
+        ``dw_min`` becomes the mean step over both traces and the nodes the steps relative
+        to it, so that ``nominal_step`` reproduces the measured mean step curve.
+        """
+        g_up = np.asarray(g_up, dtype=float)
+        g_down = np.asarray(g_down, dtype=float)
+        for name, g in (("g_up", g_up), ("g_down", g_down)):
+            if g.ndim != 1 or g.size < 3 or not np.all(np.isfinite(g)):
+                raise param_error("Piecewise.from_conductance_trace", name, "a 1-d finite sequence of >= 3 values", g)
+        if not (isinstance(n_nodes, (int, np.integer)) and n_nodes >= 2):
+            raise param_error("Piecewise.from_conductance_trace", "n_nodes", "an int >= 2", n_nodes)
+        lo = min(g_up.min(), g_down.min())
+        hi = max(g_up.max(), g_down.max())
+        if hi <= lo:
+            raise param_error("Piecewise.from_conductance_trace", "g_up", "a trace that changes the conductance", g_up)
+        to_w = lambda g: w_min + (g - lo) / (hi - lo) * (w_max - w_min)  # noqa: E731
+        grid = np.linspace(w_min, w_max, n_nodes)
+
+        def table(g):
+            w = to_w(g)
+            start, step = w[:-1], np.abs(np.diff(w))
+            order = np.argsort(start)
+            return np.interp(grid, start[order], step[order]), step
+
+        t_up, s_up = table(g_up)
+        t_down, s_down = table(g_down)
+        dw_min = float(np.mean(np.concatenate([s_up, s_down])))
+        if dw_min <= 0:
+            raise param_error("Piecewise.from_conductance_trace", "g_up", "traces with non-zero steps", g_up)
+        return cls(dw_min=dw_min, w_max=w_max, w_min=w_min,
+                   nodes_up=tuple(t_up / dw_min), nodes_down=tuple(t_down / dw_min), **fields)
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def reram_es() -> ExpStep:
+    """ReRAM-like (HfO2 RRAM): ExpStep fit to Gong et al., Nat. Commun. 9, 2102 (2018), with
+    the parameters of aihwkit's ``ReRamESPresetDevice``. Very noisy steps (``dw_min_std`` 5)
+    and large write noise (75 ``dw_min``), strong up/down asymmetry (0.26)."""
+    return ExpStep(dw_min=0.00135, up_down=0.259359, w_max=1.0, w_min=-1.0, a=-0.5, b=-0.5,
+                   gamma_up=5.0, gamma_down=5.0, A_up=-1.18445, A_down=-0.081404,
+                   dw_min_dtod=0.2, up_down_dtod=0.05, w_max_dtod=0.3, w_min_dtod=0.3,
+                   dw_min_std=5.0, write_noise_std=75.0)
+
+
+def reram_sb() -> SoftBounds:
+    """ReRAM-like, soft bounds: loose SoftBounds fit to Gong et al. (2018), aihwkit's
+    ``ReRamSBPresetDevice`` (symmetry point assumed calibrated to 0)."""
+    return SoftBounds(dw_min=0.002, up_down=0.0, w_max=1.25, w_min=-0.75, dw_min_dtod=0.3,
+                      up_down_dtod=0.01, w_max_dtod=0.3 / 1.25, w_min_dtod=0.3 / 0.75,
+                      dw_min_std=3.75, write_noise_std=56.0)
+
+
+def ecram() -> LinearStep:
+    """ECRAM-like (Li-based ECRAM): LinearStep fit to Tang et al., IEDM 2018, aihwkit's
+    ``EcRamPresetDevice`` (range shifted so the symmetry point is at 0). Near-linear, ~1000 states."""
+    return LinearStep(dw_min=0.002, up_down=0.0, w_max=1.1724, w_min=-0.8276, gamma_up=0.1153,
+                      gamma_down=0.5085, dw_min_dtod=0.1, up_down_dtod=0.01, w_max_dtod=0.05,
+                      w_min_dtod=0.05, dw_min_std=0.3, write_noise_std=0.0)
+
+
+def capacitor() -> LinearStep:
+    """Capacitor-like (CMOS capacitor cell): LinearStep fit to Li et al., VLSI 2018, aihwkit's
+    ``CapacitorPresetDevice`` (leakage not modelled). Almost linear, small variation, 400 states."""
+    return LinearStep(dw_min=0.005, up_down=0.0, w_max=1.0, w_min=-1.0, gamma_up=0.05,
+                      gamma_down=0.05, dw_min_dtod=0.1, up_down_dtod=0.06, w_max_dtod=0.07,
+                      w_min_dtod=0.07, dw_min_std=0.3, write_noise_std=0.0)
+
+
+def pcm_like() -> PowStep:
+    """PCM-like (GST mushroom cells as a differential pair), bidirectional effective model.
+
+    Nandakumar et al., Front. Neurosci. 14, 406 (2020): the mean SET increment falls with
+    conductance and the device saturates after a few tens of pulses; the cycle-to-cycle spread
+    of a step is about 0.6 of its mean (aihwkit's ``PCMPresetDevice`` fit, ``dw_min_std`` 0.6,
+    ``dw_min_dtod`` 0.2, ``w_max_dtod`` 0.1). A depression is a SET of the minus device, so
+    the pair moves both ways with the same saturating law. We model the pair's difference in
+    ``[-1, 1]`` with PowStep ``gamma = 1.5`` and ``dw_min = 0.04`` (about 100 pulses across the
+    range). Reset/refresh of the pair is not modelled.
+    """
+    return PowStep(dw_min=0.04, up_down=0.0, w_max=1.0, w_min=-1.0, gamma=1.5, dw_min_dtod=0.2,
+                   up_down_dtod=0.05, w_max_dtod=0.1, w_min_dtod=0.1, dw_min_std=0.6, write_noise_std=0.0)
+
+
+def gokmen_vlasov() -> ConstantStep:
+    """ConstantStep of Gokmen & Vlasov, Front. Neurosci. 10, 333 (2016), range [-1, 1], 1200 states."""
+    return ConstantStep(dw_min=0.0016, dw_min_dtod=0.3, dw_min_std=0.3, up_down=0.0, up_down_dtod=0.01,
+                        w_max=1.0, w_min=-1.0, w_max_dtod=0.3, w_min_dtod=0.3)
+
+
+PRESETS = {
+    "reram-es": reram_es,
+    "reram-sb": reram_sb,
+    "ecram": ecram,
+    "capacitor": capacitor,
+    "pcm": pcm_like,
+    "gokmen-vlasov": gokmen_vlasov,
+}
+
+
+def preset(name: str) -> PulsedDevice:
+    """A preset device by name (see ``PRESETS``)."""
+    if name not in PRESETS:
+        raise ValueError(f"The 'name' parameter of preset must be one of {sorted(PRESETS)}. Got {name!r} instead.")
+    return PRESETS[name]()

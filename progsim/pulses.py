@@ -1,0 +1,225 @@
+"""Pulse schemes: how an update ``(x, d, lr)`` becomes pulse trains on rows and columns.
+
+Notation per update cycle (one vector pair): ``x`` (columns, "x side"), ``d`` (rows),
+``xmax = max|x|``, ``dmax = max|d|``, ``dw_min`` the device's nominal step.
+
+* BL management: ``BL = min(ceil(|lr| xmax dmax / dw_min), bl)`` (at least 1), else ``bl``.
+* ``A = B = sqrt(|lr| / (dw_min BL))``; update management: ``A *= sqrt(dmax/xmax)``,
+  ``B *= sqrt(xmax/dmax)``, which balances the two sides so both probabilities stay <= 1.
+* Column ``j`` fires in a slot with probability ``p_x = min(A |x_j|, 1)``, row ``i`` with
+  ``p_d = min(B |d_i|, 1)``; a coincidence gives cell ``(i, j)`` one pulse in direction
+  ``-sign(lr d_i x_j)``. Then ``E[n_ij] dw_min = |lr d_i x_j|`` (Gokmen & Vlasov 2016).
+
+The schemes differ in how the trains are drawn:
+
+* :class:`Stochastic`: Bernoulli trains (one draw per slot and line, from counter-based
+  streams, so results do not depend on the thread count).
+* :class:`DeterministicImplicit`: ``p`` quantised to ``x_res`` / ``d_res``; row ``i`` fires in
+  its first ``n_d = round(p_d BL)`` slots, column ``j`` in ``n_x = round(p_x BL)`` evenly spaced
+  slots ``floor((m + 1/2) BL / n_x)``, so the coincidences count ``~ n_x n_d / BL`` without any
+  randomness.
+* :class:`MeanCount`: no trains: ``n_ij = round(BL p_x p_d)`` coincidences, deterministic. For
+  half-selection its lines fire ``R = round(BL p_d)`` and ``C = round(BL p_x)`` slots per cell:
+  the ``n_ij`` coincidences first, then the row's ``R - n_ij``, then the column's ``C - n_ij``.
+* :class:`Ideal`: the exact increment ``-lr d x^T``, no device physics (floating-point reference).
+* :class:`IdealWithDevice`: the exact increment, then the cells' bounds.
+
+Trains of up to 64 slots fit one ``uint64`` per line and cycle; ``bl`` is limited to 64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numba import prange
+
+from progsim import _rng
+from progsim._config import jit, jit_parallel
+from progsim._validate import Boolean, Interval, param, validate_fields
+
+_BL = Interval(1, 64, integral=True)
+_RES = Interval(0.0, 1.0, closed="right")
+
+KIND_IDEAL, KIND_IDEAL_DEVICE, KIND_MEAN_COUNT, KIND_STOCHASTIC, KIND_DET_IMPLICIT = range(5)
+
+
+@dataclass(frozen=True)
+class PulseScheme:
+    """Base of the pulse schemes (``kind`` selects the kernel path)."""
+
+    kind = KIND_IDEAL
+
+    def __post_init__(self):
+        validate_fields(self)
+
+    @property
+    def pulsed(self) -> bool:
+        return self.kind >= KIND_MEAN_COUNT
+
+
+@dataclass(frozen=True)
+class Ideal(PulseScheme):
+    """Exact ``W -= lr d x^T``: no pulses, no bounds, no noise (floating-point reference)."""
+
+    kind = KIND_IDEAL
+
+
+@dataclass(frozen=True)
+class IdealWithDevice(PulseScheme):
+    """Exact increment per cycle, then clipped to each cell's bounds."""
+
+    kind = KIND_IDEAL_DEVICE
+
+
+@dataclass(frozen=True)
+class _Trained(PulseScheme):
+    bl: int = param(31, _BL)
+    update_management: bool = param(True, Boolean())
+    bl_management: bool = param(True, Boolean())
+
+
+@dataclass(frozen=True)
+class MeanCount(_Trained):
+    """Deterministic coincidence counts ``n_ij = round(BL p_x p_d)``."""
+
+    kind = KIND_MEAN_COUNT
+
+
+@dataclass(frozen=True)
+class Stochastic(_Trained):
+    """Stochastic Bernoulli pulse trains (Gokmen & Vlasov 2016)."""
+
+    kind = KIND_STOCHASTIC
+
+
+@dataclass(frozen=True)
+class DeterministicImplicit(_Trained):
+    """Deterministic trains of quantised length whose coincidences give the product."""
+
+    x_res: float = param(1.0 / 31.0, _RES)
+    d_res: float = param(1.0 / 31.0, _RES)
+
+    kind = KIND_DET_IMPLICIT
+
+
+class Cycles(NamedTuple):
+    """Per-cycle pulse data handed to the update kernel (``b`` cycles)."""
+
+    row_bits: np.ndarray  # (b, rows) uint64 trains (MeanCount: unused)
+    col_bits: np.ndarray  # (b, cols) uint64
+    row_sign: np.ndarray  # (b, rows) int8, sign(d)
+    col_sign: np.ndarray  # (b, cols) int8, sign(x)
+    row_p: np.ndarray  # (b, rows) float64 firing probabilities
+    col_p: np.ndarray  # (b, cols) float64
+    bl: np.ndarray  # (b,) int64, 0 for a cycle that does nothing
+    quad: np.ndarray  # (b, 4) bool, which sign quadrants run
+
+
+def probabilities(scheme: _Trained, x: np.ndarray, d: np.ndarray, lr: float, dw_min: float):
+    """Firing probabilities and train lengths of each cycle (vectorised over the batch)."""
+    ax, ad = np.abs(x), np.abs(d)
+    xmax, dmax = ax.max(axis=1), ad.max(axis=1)
+    alr = abs(lr)
+    active = (xmax > 0) & (dmax > 0) & (alr > 0)
+    xm = np.where(active, xmax, 1.0)
+    dm = np.where(active, dmax, 1.0)
+    if scheme.bl_management:
+        bl = np.clip(np.ceil(alr * xm * dm / dw_min), 1, scheme.bl).astype(np.int64)
+    else:
+        bl = np.full(x.shape[0], scheme.bl, dtype=np.int64)
+    a = np.sqrt(alr / (dw_min * bl))
+    b = a.copy()
+    if scheme.update_management:
+        a = a * np.sqrt(dm / xm)
+        b = b * np.sqrt(xm / dm)
+    px = np.minimum(a[:, None] * ax, 1.0)
+    pd = np.minimum(b[:, None] * ad, 1.0)
+    bl = np.where(active, bl, 0)
+    return px, pd, bl
+
+
+def quadrants(row_sign: np.ndarray, col_sign: np.ndarray) -> np.ndarray:
+    """(b, 4) mask of the quadrants (+,+), (+,-), (-,+), (-,-) that run in each cycle."""
+    rp, rn = (row_sign > 0).any(axis=1), (row_sign < 0).any(axis=1)
+    cp, cn = (col_sign > 0).any(axis=1), (col_sign < 0).any(axis=1)
+    return np.stack([rp & cp, rp & cn, rn & cp, rn & cn], axis=1)
+
+
+@jit_parallel
+def _bernoulli_trains(p, bl, key, counter0, domain):
+    nb, n = p.shape
+    out = np.zeros((nb, n), dtype=np.uint64)
+    one = np.uint64(1)
+    for line in prange(n):
+        st = np.empty(1, dtype=np.uint64)
+        for b in range(nb):
+            pb = p[b, line]
+            if pb <= 0.0 or bl[b] == 0:
+                continue
+            bits = np.uint64(0)
+            if pb >= 1.0:
+                for k in range(bl[b]):
+                    bits |= one << np.uint64(k)
+            else:
+                st[0] = _rng.stream_seed(key, counter0 + np.uint64(b), domain, line)
+                for k in range(bl[b]):
+                    if _rng.uniform(st) < pb:
+                        bits |= one << np.uint64(k)
+            out[b, line] = bits
+    return out
+
+
+@jit
+def _block_trains(count):
+    """Row trains: the first ``count`` slots."""
+    nb, n = count.shape
+    out = np.zeros((nb, n), dtype=np.uint64)
+    one = np.uint64(1)
+    for b in range(nb):
+        for line in range(n):
+            bits = np.uint64(0)
+            for k in range(count[b, line]):
+                bits |= one << np.uint64(k)
+            out[b, line] = bits
+    return out
+
+
+@jit
+def _spread_trains(count, bl):
+    """Column trains: ``count`` slots spread evenly, at ``floor((m + 1/2) BL / count)``."""
+    nb, n = count.shape
+    out = np.zeros((nb, n), dtype=np.uint64)
+    one = np.uint64(1)
+    for b in range(nb):
+        for line in range(n):
+            c = count[b, line]
+            bits = np.uint64(0)
+            for m in range(c):
+                k = int(np.floor((m + 0.5) * bl[b] / c))
+                bits |= one << np.uint64(k)
+            out[b, line] = bits
+    return out
+
+
+def make_cycles(scheme: _Trained, x, d, lr, dw_min, key: np.uint64, counter0: int) -> Cycles:
+    """All per-cycle pulse data for a batch of ``b`` update cycles."""
+    px, pd, bl = probabilities(scheme, x, d, lr, dw_min)
+    row_sign = np.sign(d).astype(np.int8)
+    col_sign = np.sign(x).astype(np.int8)
+    nb = x.shape[0]
+    if scheme.kind == KIND_STOCHASTIC:
+        col_bits = _bernoulli_trains(px, bl, key, np.uint64(counter0), _rng.DOMAIN_COL_TRAIN)
+        row_bits = _bernoulli_trains(pd, bl, key, np.uint64(counter0), _rng.DOMAIN_ROW_TRAIN)
+    elif scheme.kind == KIND_DET_IMPLICIT:
+        qx = np.round(px / scheme.x_res) * scheme.x_res
+        qd = np.round(pd / scheme.d_res) * scheme.d_res
+        nx = np.minimum(np.round(qx * bl[:, None]), bl[:, None]).astype(np.int64)
+        nd = np.minimum(np.round(qd * bl[:, None]), bl[:, None]).astype(np.int64)
+        col_bits = _spread_trains(nx, bl)
+        row_bits = _block_trains(nd)
+    else:  # MeanCount: the kernel builds per-cell slot masks from the probabilities
+        col_bits = np.zeros((nb, x.shape[1]), dtype=np.uint64)
+        row_bits = np.zeros((nb, d.shape[1]), dtype=np.uint64)
+    return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bl, quadrants(row_sign, col_sign))
