@@ -83,6 +83,7 @@ def pulsed_update(w, wa, cells, model, dev_p, cyc, cfg, counts):
         nfull = 0
         nhalf = 0
         r_cnt = 0
+        c_alone = _ZERO
         for b in range(nb):
             bl = cyc.bl[b]
             if bl == 0:
@@ -109,6 +110,7 @@ def pulsed_update(w, wa, cells, model, dev_p, cyc, cfg, counts):
                     if n > c_cnt:
                         n = c_cnt
                     cbits = _low_bits(n) | (_low_bits(c_cnt - n) << np.uint64(r_cnt))
+                    c_alone = _low_bits(c_cnt)  # the column's slots where the row takes no part
                 if hs == 0 and (rbits & cbits) == _ZERO:
                     continue
                 wij = float(w[i, j])
@@ -131,7 +133,9 @@ def pulsed_update(w, wa, cells, model, dev_p, cyc, cfg, counts):
                             continue
                         rb = rbits if si == _QS[q] else _ZERO
                         cb = cbits if tj == _QT[q] else _ZERO
-                        ev = blmask if hs == 2 else (rb | cb)
+                        if cfg.mean_count and si != _QS[q] and tj == _QT[q]:
+                            cb = c_alone
+                        ev = (blmask | rb | cb) if hs == 2 else (rb | cb)
                         if ev == _ZERO:
                             continue
                         up = -cfg.lr_sign * _QS[q] * _QT[q] > 0

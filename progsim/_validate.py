@@ -39,17 +39,20 @@ class Interval:
         return lo_ok and hi_ok
 
     def __str__(self) -> str:
-        kind = "an int" if self.integral else "a float"
+        kind = "an int " if self.integral else ""
+        fmt = lambda v: f"{v:g}"  # noqa: E731
         if self.low is not None and self.high is not None:
+            if self.low == self.high:
+                return f"{kind or ''}equal to {fmt(self.low)} (fixed for this model)"
             lb = "[" if self.closed in ("both", "left") else "("
             rb = "]" if self.closed in ("both", "right") else ")"
-            return f"{kind} in the range {lb}{self.low}, {self.high}{rb}"
+            return f"{kind}in the range {lb}{fmt(self.low)}, {fmt(self.high)}{rb}"
         if self.low is not None:
             op = ">=" if self.closed in ("both", "left") else ">"
-            return f"{kind} {op} {self.low}"
+            return f"{kind}{op} {fmt(self.low)}"
         if self.high is not None:
             op = "<=" if self.closed in ("both", "right") else "<"
-            return f"{kind} {op} {self.high}"
+            return f"{kind}{op} {fmt(self.high)}"
         return "a finite int" if self.integral else "a finite float"
 
 

@@ -38,8 +38,11 @@ def step_magnitude(device, w, up, dw, w_max, w_min):
         return dw * r ** device.gamma if r > 0 else 0.0
     if name == "Piecewise":
         nodes = device.nodes_up if up else device.nodes_down
-        grid = np.linspace(w_min, w_max, len(nodes))
-        return dw * float(np.interp(w, grid, nodes))
+        pos = (w - w_min) / (w_max - w_min) * (len(nodes) - 1)  # state in node units
+        pos = min(max(pos, 0.0), len(nodes) - 1.0)
+        k = min(int(pos), len(nodes) - 2)
+        t = pos - k
+        return dw * ((1.0 - t) * nodes[k] + t * nodes[k + 1])
     raise ValueError(f"no naive step for {name}")
 
 

@@ -1,0 +1,217 @@
+"""Crossbar contracts: validation, periphery, read-out, counters, determinism, saved state."""
+
+import dataclasses
+
+import numba
+import numpy as np
+import pytest
+
+import naive
+from progsim import Crossbar, HalfSelect, IO, devices, pulses
+from progsim._validate import Boolean, Interval, Options
+
+CONFIGS = [devices.Ideal, devices.ConstantStep, devices.LinearStep, devices.SoftBounds, devices.ExpStep,
+           devices.PowStep, devices.Piecewise, pulses.Stochastic, pulses.MeanCount, pulses.DeterministicImplicit,
+           HalfSelect, IO]
+
+
+def _bad_values(constraint):
+    if isinstance(constraint, Options):
+        return ["bogus"]
+    if isinstance(constraint, Boolean):
+        return ["yes"]
+    bad = [float("nan"), "1"]
+    if constraint.low is not None and np.isfinite(constraint.low):
+        bad.append(constraint.low - 1.0)
+    if constraint.high is not None and np.isfinite(constraint.high):
+        bad.append(constraint.high + 1.0)
+    if constraint.integral:
+        bad.append(1.5)
+    return bad
+
+
+CASES = [(cls, f.name, bad) for cls in CONFIGS for f in dataclasses.fields(cls)
+         if f.metadata.get("constraint") is not None for bad in _bad_values(f.metadata["constraint"])]
+
+
+@pytest.mark.parametrize("cls,name,bad", CASES, ids=[f"{c.__name__}.{n}={b!r}" for c, n, b in CASES])
+def test_every_field_rejects_bad_values_naming_the_field(cls, name, bad):
+    with pytest.raises(ValueError, match=rf"The '{name}' parameter of {cls.__name__} must be"):
+        cls(**{name: bad})
+
+
+def test_cross_field_and_tile_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="'w_min' parameter of ConstantStep must be <= 0"):
+        devices.ConstantStep(w_min=0.3, w_max=0.2)  # w_min > w_max
+    with pytest.raises(ValueError, match="'w_max' parameter of ConstantStep must be > w_min"):
+        devices.ConstantStep(w_min=0.0, w_max=0.0)
+    with pytest.raises(ValueError, match="'w_max' parameter of ConstantStep"):
+        devices.ConstantStep(w_max=-0.5)
+    with pytest.raises(ValueError, match="'dw_min' parameter of ConstantStep must be > 0"):
+        devices.ConstantStep(dw_min=-0.1)
+    with pytest.raises(ValueError, match="'mode' parameter of HalfSelect"):
+        HalfSelect("v4")
+    with pytest.raises(ValueError, match="'nodes_up' parameter of Piecewise"):
+        devices.Piecewise(nodes_up=(1.0, -1.0))
+    with pytest.raises(ValueError, match="'half_select' parameter of Crossbar"):
+        Crossbar(2, 2, pulses=pulses.Ideal(), half_select=HalfSelect("v2", strength=0.1))
+    with pytest.raises(ValueError, match="'device' parameter of Crossbar"):
+        Crossbar(2, 2, device="ConstantStep")
+    with pytest.raises(ValueError, match="'out_size' parameter of Crossbar"):
+        Crossbar(0, 2)
+    with pytest.raises(ValueError, match="'dtype' parameter of Crossbar"):
+        Crossbar(2, 2, dtype=np.int32)
+    with pytest.raises(ValueError, match="'name' parameter of preset"):
+        devices.preset("flash")
+
+
+def test_bad_inputs_are_rejected_and_leave_the_state_unchanged():
+    xb = Crossbar(3, 2, seed=1)
+    xb.set_weights(np.full((3, 2), 0.1))
+    before = xb.weights
+    with pytest.raises(ValueError, match="'x' parameter of Crossbar.forward"):
+        xb.forward(np.ones(3))
+    with pytest.raises(ValueError, match="'x' parameter of Crossbar.update must be finite"):
+        xb.update([np.nan, 1.0], np.ones(3), 0.1)
+    with pytest.raises(ValueError, match="'d' parameter of Crossbar.update must have the same batch size"):
+        xb.update(np.ones((2, 2)), np.ones((3, 3)), 0.1)
+    with pytest.raises(ValueError, match="'lr' parameter of Crossbar.update"):
+        xb.update(np.ones(2), np.ones(3), float("inf"))
+    with pytest.raises(ValueError, match="'rows' parameter of Crossbar.pulse"):
+        xb.pulse([5], [0], [1])
+    with pytest.raises(ValueError, match="'weights' parameter of Crossbar.set_weights"):
+        xb.set_weights(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="'method' parameter of read_weights"):
+        xb.read_weights(method="svd")
+    np.testing.assert_array_equal(xb.weights, before)
+    assert xb.counters["update_cycles"] == 0 and xb.counters["reads"] == 0
+
+
+def test_perfect_forward_backward_equal_explicit_sums(rng):
+    xb = Crossbar(4, 3, io=IO(is_perfect=True), seed=0)
+    xb.set_weights(rng.uniform(-0.5, 0.5, (4, 3)))
+    x, d = rng.normal(size=(2, 3)), rng.normal(size=(2, 4))
+    np.testing.assert_allclose(xb.forward(x), naive.mvm_perfect(xb.weights, x), rtol=1e-12)
+    np.testing.assert_allclose(xb.backward(d), naive.mvm_perfect(xb.weights.T, d), rtol=1e-12)
+    assert xb.counters["reads"] == 2 and xb.counters["reads_backward"] == 2
+
+
+def test_dac_quantises_the_managed_input(rng):
+    """With no output noise or ADC, forward = W quantise(x / max|x|) * max|x|, step 2 inp_bound inp_res."""
+    io = IO(out_noise=0.0, out_res=0.0, out_bound=1e6)
+    xb = Crossbar(3, 5, io=io)
+    w = rng.uniform(-0.5, 0.5, (3, 5))
+    xb.set_weights(w)
+    w = xb.weights
+    x = rng.normal(size=(4, 5))
+    s = np.abs(x).max(axis=1, keepdims=True)
+    step = 2.0 / 126.0
+    xq = np.round(x / s / step) * step
+    np.testing.assert_allclose(xb.forward(x), (xq @ w.T) * s, rtol=1e-12, atol=1e-14)
+
+
+def test_output_noise_has_the_configured_std():
+    """y - W x has std out_noise (inputs with max|x| = 1, so no scaling). The sample std of
+    n normals has standard error sigma / sqrt(2 n); we allow 5."""
+    io = IO(out_noise=0.06, out_res=0.0, inp_res=0.0)
+    xb = Crossbar(50, 4, io=io, seed=3)
+    x = np.tile([1.0, -0.5, 0.25, 0.0], (400, 1))
+    err = xb.forward(x) - x @ xb.weights.T
+    n = err.size
+    assert abs(err.std() - 0.06) < 5 * 0.06 / np.sqrt(2 * n)
+    assert abs(err.mean()) < 5 * 0.06 / np.sqrt(n)
+
+
+def test_bound_management_recovers_saturated_outputs():
+    """Outputs beyond out_bound are clipped without bound management and recovered (to
+    within the ADC step times the factor used) with the iterative scheme."""
+    n_in = 40
+    w = np.full((2, n_in), 0.5)
+    x = np.ones((1, n_in))  # W x = 20 > out_bound = 12
+    for bm, ok in (("iterative", True), ("none", False)):
+        io = IO(out_noise=0.0, inp_res=0.0, bound_management=bm)
+        xb = Crossbar(2, n_in, device=devices.ConstantStep(w_max_dtod=0.0), io=io)
+        xb.set_weights(w)
+        y = xb.forward(x)
+        if ok:
+            np.testing.assert_allclose(y, 20.0, atol=2 * 24.0 / 510.0)
+        else:
+            np.testing.assert_allclose(y, 12.0)
+
+
+def test_read_weights_eye_and_lstsq(rng):
+    w = rng.uniform(-0.5, 0.5, (6, 5))
+    xb = Crossbar(6, 5, io=IO(is_perfect=True))
+    xb.set_weights(w)
+    w = xb.weights
+    np.testing.assert_allclose(xb.read_weights("eye"), w, rtol=1e-12)
+    np.testing.assert_allclose(xb.read_weights("lstsq", over_sampling=2), w, rtol=1e-9, atol=1e-12)
+    assert xb.counters["reads"] == 5 + 10
+    noisy = Crossbar(6, 5, io=IO(out_res=0.0, inp_res=0.0), seed=2)
+    noisy.set_weights(w)
+    # the error of an average of k reads falls as 1/sqrt(k): 16 reads -> 4x smaller (we ask 2x)
+    e1 = np.linalg.norm(noisy.read_weights("eye", over_sampling=1) - w)
+    e16 = np.linalg.norm(noisy.read_weights("eye", over_sampling=16) - w)
+    assert e16 < e1 / 2
+
+
+def _noisy_run(seed):
+    dev = devices.ConstantStep(write_noise_std=2.0)
+    xb = Crossbar(33, 17, device=dev, pulses=pulses.Stochastic(bl=31),
+                  half_select=HalfSelect("v2", strength=0.1, prob=0.7), seed=seed)
+    rng = np.random.default_rng(0)
+    xb.update(rng.uniform(-1, 1, (40, 17)), rng.uniform(-1, 1, (40, 33)), 0.02)
+    xb.pulse([1, 2], [3, 4], [5, -3])
+    return xb.weights, xb.counters
+
+
+def test_same_seed_same_result_for_one_or_two_threads():
+    n = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        w1, c1 = _noisy_run(7)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        w2, c2 = _noisy_run(7)
+    finally:
+        numba.set_num_threads(n)
+    np.testing.assert_array_equal(w1, w2)
+    assert c1 == c2
+    w3, _ = _noisy_run(8)
+    assert not np.array_equal(w1, w3)
+
+
+def test_state_dict_resumes_bit_identically(rng):
+    xb = Crossbar(5, 4, device=devices.ConstantStep(write_noise_std=1.0), seed=3)
+    x, d = rng.uniform(-1, 1, (6, 4)), rng.uniform(-1, 1, (6, 5))
+    xb.update(x, d, 0.05)
+    state = xb.state_dict()
+    xb.update(x, d, 0.05)
+    y = xb.forward(x)
+    w = xb.weights
+    other = Crossbar(5, 4, device=devices.ConstantStep(write_noise_std=1.0), seed=99)
+    other.load_state_dict(state)
+    other.update(x, d, 0.05)
+    np.testing.assert_array_equal(other.weights, w)
+    np.testing.assert_array_equal(other.forward(x), y)
+
+
+def test_float32_tile_follows_float64(rng):
+    x, d = rng.uniform(-1, 1, (10, 6)), rng.uniform(-1, 1, (10, 7))
+    out = {}
+    for dtype in (np.float32, np.float64):
+        xb = Crossbar(7, 6, device=devices.SoftBounds(dw_min_std=0.0), seed=5, dtype=dtype)
+        xb.update(x, d, 0.05)
+        assert xb.weights.dtype == dtype
+        out[dtype] = xb.weights
+    np.testing.assert_allclose(out[np.float32], out[np.float64], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(devices.PRESETS))
+def test_presets_build_and_update(name):
+    dev = devices.preset(name)
+    xb = Crossbar(8, 8, device=dev, seed=0)
+    xb.update(np.ones((20, 8)), np.ones((20, 8)), 0.05)
+    # 20 cycles of -0.05 each push every cell down by ~1 (to its bound); even the noisiest
+    # preset (ReRAM, c2c std 5 dw) has a per-cell spread of ~0.2, so the mean must be < -0.2
+    w = xb.hidden_weights
+    assert np.isfinite(w).all() and w.mean() < -0.2
