@@ -11,6 +11,8 @@ The state lives in a one-element ``uint64`` array so helpers can advance it in p
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from progsim._config import jit
@@ -57,36 +59,75 @@ def uniform(state):
     return float(next_u64(state) >> _S11) * _TWO53
 
 
-# Acklam's rational approximation of the normal quantile (relative error < 1.2e-9):
-# one uniform and ~12 flops per draw in the central 95%, a log and a sqrt in the tails.
-# It replaces Box-Muller (log, sqrt and cos on every draw), which made cycle-to-cycle noise
-# cost six times the rest of a pulse.
-_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-      1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
-_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-      6.680131188771972e01, -1.328068155288572e01)
-_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-      -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
-_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
-_P_LOW = 0.02425
+# Normal draws: a 256-layer ziggurat (Marsaglia & Tsang, J. Stat. Softw. 5(8), 2000) built
+# for one 64-bit draw: 8 bits pick the layer, 1 bit the sign, 53 bits the abscissa. About
+# 99% of draws return after one multiply and one compare (~2 ns); the rest test the wedge
+# against the density or sample the tail beyond r exactly. Box-Muller (log, sqrt and cos on
+# every draw, 35 ns) made cycle-to-cycle noise cost several times the rest of a pulse.
+_ZIG_N = 256
+
+
+def _ziggurat_tables(n=_ZIG_N):
+    """Layer abscissae x[0..n] (x[0] = v/f(r) for the base strip, x[1] = r, x[n] = 0) of the
+    half-normal density f(x) = exp(-x^2/2) cut into n layers of equal area v. ``r`` solves
+    x[n] = 0 (bisection on the layer recursion)."""
+    f = lambda x: math.exp(-0.5 * x * x)  # noqa: E731
+
+    def top(r):
+        v = r * f(r) + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
+        x = [v / f(r), r]
+        for _ in range(1, n - 1):
+            y = f(x[-1]) + v / x[-1]
+            if y >= 1.0:
+                return -1.0, v, x  # r too small: the layers overshoot the peak
+            x.append(math.sqrt(-2.0 * math.log(y)))
+        return 1.0 - (f(x[-1]) + v / x[-1]), v, x  # area left for the top layer's closure
+
+    lo, hi = 2.0, 5.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if top(mid)[0] < 0:
+            lo = mid
+        else:
+            hi = mid
+    _, v, x = top(hi)
+    x.append(0.0)
+    x = np.array(x)
+    fx = np.exp(-0.5 * x * x)
+    fx[0] = 0.0  # the base strip's wedge test never runs (its overflow is the tail)
+    return x, x[1:] / x[:-1], fx, float(x[1])
+
+
+_ZX, _ZRATIO, _ZF, _ZR = _ziggurat_tables()
+_ZRATIO = np.append(_ZRATIO, 0.0)
+_MASK8 = np.uint64(255)
+_S8 = np.uint64(8)
 
 
 @jit(inline="always")
-def normal_ppf(p):
-    """Standard normal quantile of ``p`` in (0, 1) (Acklam's approximation)."""
-    if p < _P_LOW or p > 1.0 - _P_LOW:
-        q = np.sqrt(-2.0 * np.log(p if p < 0.5 else 1.0 - p))
-        x = (((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]) / (
-            (((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
-        return x if p < 0.5 else -x
-    q = p - 0.5
-    r = q * q
-    return (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q / (
-        ((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
+def _ziggurat(state):
+    while True:
+        bits = next_u64(state)
+        i = int(bits & _MASK8)
+        neg = (bits >> _S8) & np.uint64(1)
+        u = float(bits >> _S11) * _TWO53
+        x = u * _ZX[i]
+        if u < _ZRATIO[i]:
+            return -x if neg else x
+        if i == 0:
+            # tail beyond r (Marsaglia 1964): exact
+            while True:
+                a = -np.log(1.0 - uniform(state)) / _ZR
+                b = -np.log(1.0 - uniform(state))
+                if 2.0 * b > a * a:
+                    return -(_ZR + a) if neg else _ZR + a
+        # wedge: a uniform height in the layer, accepted under the density
+        y = _ZF[i] + uniform(state) * (_ZF[i + 1] - _ZF[i])
+        if y < np.exp(-0.5 * x * x):
+            return -x if neg else x
 
 
 @jit(inline="always")
 def normal(state):
-    """A standard normal draw: the quantile of a uniform on the open interval (0, 1)."""
-    u = (float(next_u64(state) >> _S11) + 0.5) * _TWO53
-    return normal_ppf(u)
+    """A standard normal draw (ziggurat)."""
+    return _ziggurat(state)
