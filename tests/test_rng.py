@@ -42,3 +42,26 @@ def test_stream_draws_are_uniform_and_normal():
     # distinct keys give distinct streams
     u2, _ = _draws(10, np.uint64(123456790))
     assert not np.array_equal(u[:10], u2)
+
+
+def test_stale_kernel_cache_is_dropped_when_a_kernel_module_changes(tmp_path):
+    """numba validates a cached kernel only against its own file; our guard hashes every
+    kernel module and drops the package's cached kernels when any of them changed."""
+    from progsim._config import _drop_stale_kernels
+
+    pkg = tmp_path / "pkg"
+    (pkg / "__pycache__").mkdir(parents=True)
+    mod = pkg / "kern.py"
+    mod.write_text("from progsim._config import jit\n")
+    (pkg / "other.py").write_text("x = 1\n")
+    _drop_stale_kernels(pkg)
+    cached = pkg / "__pycache__" / "kern.f-1.py311.nbi"
+    cached.write_text("cached")
+    _drop_stale_kernels(pkg)
+    assert cached.exists()  # nothing changed: the cache stays
+    (pkg / "other.py").write_text("x = 2\n")  # not a kernel module
+    _drop_stale_kernels(pkg)
+    assert cached.exists()
+    mod.write_text("from progsim._config import jit\n# edited\n")
+    _drop_stale_kernels(pkg)
+    assert not cached.exists()
