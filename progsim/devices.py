@@ -7,7 +7,9 @@ numba specialises per device.
 
 Per cell ``(i, j)`` (``xi`` standard normal, drawn once):
 
-* ``dw_ij = dw_min * (1 + dw_min_dtod * xi)``, clipped at 0 (a dead cell, never a reversed one);
+* ``dw_ij = |dw_min * (1 + dw_min_dtod * xi)|``: a draw below zero is reflected, not clipped, so
+  no cell is dead and none is reversed (aihwkit's convention, so that floors compare; clipping
+  at 0 left ~0.1% of cells stuck, an error floor of ~2.7% on small targets);
 * ``ud_ij = up_down + up_down_dtod * xi``; ``dw_up = dw_ij (1 + ud_ij)``, ``dw_down = dw_ij (1 - ud_ij)``;
 * ``w_max_ij = w_max (1 + w_max_dtod * xi)`` clipped at >= 0, ``w_min_ij = w_min (1 + w_min_dtod * xi)``
   clipped at <= 0, so that ``w_min_ij <= 0 <= w_max_ij`` (relative spreads, as in aihwkit).
@@ -167,8 +169,7 @@ class PulsedDevice:
 
     def draw_cells(self, shape, rng: np.random.Generator, dtype=np.float64) -> CellParams:
         """Per-cell parameters drawn once (device-to-device variation)."""
-        dw = self.dw_min * (1.0 + self.dw_min_dtod * rng.standard_normal(shape))
-        np.maximum(dw, 0.0, out=dw)
+        dw = np.abs(self.dw_min * (1.0 + self.dw_min_dtod * rng.standard_normal(shape)))
         ud = self.up_down + self.up_down_dtod * rng.standard_normal(shape)
         w_max = np.maximum(self.w_max * (1.0 + self.w_max_dtod * rng.standard_normal(shape)), 0.0)
         w_min = np.minimum(self.w_min * (1.0 + self.w_min_dtod * rng.standard_normal(shape)), 0.0)

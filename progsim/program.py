@@ -221,7 +221,7 @@ class TileView:
 
     _VERBS = ("forward", "update", "read_weights", "pulse")
     _CONFIGS = ("device", "pulses", "half_select", "io")
-    __slots__ = ("_calls", "_verbs", "_configs", "_shape", "_sealed")
+    __slots__ = ("_calls", "_verbs", "_configs", "_shape")
 
     def __init__(self, tile):
         missing = [v for v in ("forward", "update", "read_weights") if not callable(getattr(tile, v, None))]
@@ -236,11 +236,15 @@ class TileView:
         object.__setattr__(self, "_verbs", verbs)
         configs = {c: getattr(tile, c) for c in self._CONFIGS if getattr(tile, c, None) is not None}
         object.__setattr__(self, "_configs", configs)
-        object.__setattr__(self, "_sealed", True)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self._shape
+
+    @property
+    def calls(self) -> dict:
+        """What passed through the view: forward vectors, update cycles, single-device pulses."""
+        return dict(self._calls)
 
     def forward(self, x):
         self._calls["reads"] += 1 if np.ndim(x) == 1 else int(np.shape(x)[0])
@@ -275,7 +279,7 @@ class TileView:
         raise OracleAccessError(f"Algorithms may not set {name!r} on the tile view.")
 
     def __dir__(self):
-        return ["shape", "forward", "update", "read_weights"] + (
+        return ["shape", "calls", "forward", "update", "read_weights"] + (
             ["pulse"] if "pulse" in self._verbs else []) + list(self._configs)
 
     def __repr__(self) -> str:
@@ -348,7 +352,7 @@ class ProgramResult:
 def _counts(tile, view: TileView, start: dict) -> dict:
     counters = getattr(tile, "counters", None)
     if counters is None:
-        own = view._calls
+        own = view.calls
         return dict(update_cycles=own["update_cycles"], pulses_full=math.nan, pulses_half=math.nan,
                     pulses_single=own["pulses_single"], reads=own["reads"])
     return {k: (float(counters[k]) - start[k]) if k in counters else math.nan for k in COUNTERS}

@@ -106,15 +106,16 @@ def test_v2_half_select_losses_match_the_design_count():
 
 def test_device_to_device_spreads_have_the_configured_std():
     """Relative per-cell spreads of dw, up/down asymmetry and bounds equal the configured
-    dtod. The sample std of n normals has standard error sigma / sqrt(2 n); 5 of them allowed."""
+    dtod. The sample std of n normals has standard error sigma / sqrt(2 n); 5 of them allowed.
+    (Reflecting the 0.04% of dw draws below zero changes the std by < 1e-4 relative.)"""
     dev = devices.ConstantStep(dw_min=0.002, dw_min_dtod=0.3, up_down=0.0, up_down_dtod=0.05,
                                w_max=0.6, w_min=-0.4, w_max_dtod=0.2, w_min_dtod=0.1)
     xb = Crossbar(200, 200, device=dev, seed=2)
     cells = xb.cells
     n = cells.dw_up.size
     dw = (cells.dw_up + cells.dw_down) / 2
-    alive = dw > 0  # ~0.05% of cells have dw clipped at 0 (xi < -1/0.3): no asymmetry to read
-    ud = (cells.dw_up - cells.dw_down)[alive] / (cells.dw_up + cells.dw_down)[alive]
+    assert np.all(dw > 0)  # draws below zero are reflected: no dead cells
+    ud = (cells.dw_up - cells.dw_down) / (cells.dw_up + cells.dw_down)
     for values, sigma, mean in ((dw / 0.002, 0.3, 1.0), (ud, 0.05, 0.0),
                                 (cells.w_max / 0.6, 0.2, 1.0), (cells.w_min / -0.4, 0.1, 1.0)):
         assert abs(values.std() - sigma) < 5 * sigma / np.sqrt(2 * n)
