@@ -4,7 +4,10 @@ from progsim import devices, pulses
 from progsim.crossbar import Crossbar
 from progsim.halfselect import HalfSelect
 from progsim.periphery import IO
+from progsim.program import ProgramResult, Step, algorithms_available, register
+from progsim.program import program  # noqa: E402  (the function; the module stays importable as progsim.program)
 
 __version__ = "0.1.0"
 
-__all__ = ["Crossbar", "HalfSelect", "IO", "devices", "pulses", "__version__"]
+__all__ = ["Crossbar", "HalfSelect", "IO", "ProgramResult", "Step", "algorithms_available", "devices",
+           "program", "pulses", "register", "__version__"]

@@ -1,0 +1,145 @@
+"""What an algorithm may predict about a tile from its nominal, public configuration.
+
+Algorithms never see per-cell state; they may know the scheme a tile uses (``tile.device``,
+``tile.pulses``, ``tile.half_select``, ``tile.io``: nominal values). From those this module
+predicts, for a planned update cycle ``(x, d, lr)``:
+
+* the expected coincidence change: ``E[dW_ij] = -sign(lr d_i x_j) BL p_x_j p_d_i dw_min``
+  (equal to ``-lr d_i x_j`` until the firing probabilities saturate at 1), with ``p`` and
+  ``BL`` from :func:`progsim.pulses.probabilities`;
+* the expected half-selection disturb of the design's model: in each sign quadrant
+  ``q = (s, t)`` that runs, with ``delta_q = -sign(lr) s t``, row ``i`` fires in a slot
+  with probability ``a_i = p_d_i [sign d_i = s]`` and column ``j`` with
+  ``b_j = p_x_j [sign x_j = t]``, so cell ``(i, j)`` is half-selected in
+  ``BL (a_i + b_j - 2 a_i b_j)`` slots on average (direction ``delta_q``) and, under V/3,
+  on neither line in ``BL (1 - a_i)(1 - b_j)`` slots (direction ``-delta_q``). Each disturb
+  moves it by ``strength * dw_min`` with probability ``prob``;
+* the variance of the change, for filters: pulse-count (shot) noise ``dw_min |E[dW]|``,
+  cycle-to-cycle noise ``dw_min_std^2`` of each step, and the unknown per-cell step spread
+  ``(dw_min_dtod E[dW])^2`` (systematic per cell, treated as noise).
+
+For a cell whose four quadrants all run, the disturb sums to ``-2 strength prob`` times its
+coincidence change: V/2 bias shrinks a mixed-sign update uniformly. Single-signed ``x`` or
+``d`` (one-hot inputs) leave quadrants idle and add row (column) shifts
+``-sign(lr) s_i strength prob dw_min BL p_d_i`` to every cell of the row, whatever its ``x_j``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from progsim import pulses as _pulses
+
+_QUADRANTS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+
+
+def nominal(tile, config: str, name: str, default: float = math.nan) -> float:
+    """A nominal scalar of one of the tile's public configs, or ``default``."""
+    value = getattr(getattr(tile, config, None), name, None)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def dw_min(tile) -> float:
+    """The nominal device step (1e-3, the design's default, when the tile does not say)."""
+    return nominal(tile, "device", "dw_min", 1e-3)
+
+
+def max_step(tile) -> float:
+    """Largest change one update cycle can give one cell: ``bl * dw_min`` (inf if unpulsed)."""
+    scheme = getattr(tile, "pulses", None)
+    if scheme is None or not getattr(scheme, "pulsed", False):
+        return math.inf
+    return float(scheme.bl) * dw_min(tile)
+
+
+def _pulsed(tile):
+    scheme = getattr(tile, "pulses", None)
+    return scheme if scheme is not None and getattr(scheme, "pulsed", False) else None
+
+
+def expected_change(tile, x, d, lr: float) -> np.ndarray:
+    """Expected coincidence change ``E[dW]`` of the cycles ``(x, d, lr)`` (batch rows summed)."""
+    x2, d2 = np.atleast_2d(x), np.atleast_2d(d)
+    scheme = _pulsed(tile)
+    if scheme is None:
+        return -lr * d2.T @ x2
+    px, pd, bl = _pulses.probabilities(scheme, x2, d2, lr, dw_min(tile))
+    ps = (np.sign(x2) * px) * (bl[:, None] * dw_min(tile))
+    return -math.copysign(1.0, lr) * (np.sign(d2) * pd).T @ ps
+
+
+def expected_disturb(tile, x, d, lr: float) -> np.ndarray:
+    """Expected half-selection disturb of the cycles ``(x, d, lr)`` (zeros without one)."""
+    x2, d2 = np.atleast_2d(x), np.atleast_2d(d)
+    out = np.zeros((d2.shape[1], x2.shape[1]))
+    hs, scheme = getattr(tile, "half_select", None), _pulsed(tile)
+    if hs is None or scheme is None or hs.mode == "none" or hs.strength * hs.prob == 0:
+        return out
+    px, pd, bl = _pulses.probabilities(scheme, x2, d2, lr, dw_min(tile))
+    sx, sd = np.sign(x2), np.sign(d2)
+    unit = hs.strength * hs.prob * dw_min(tile) * -math.copysign(1.0, lr)
+    for c in range(x2.shape[0]):
+        if bl[c] == 0:
+            continue
+        for s, t in _QUADRANTS:
+            rows, cols = sd[c] == s, sx[c] == t
+            if not (rows.any() and cols.any()):
+                continue
+            a = np.where(rows, pd[c], 0.0)[:, None]
+            b = np.where(cols, px[c], 0.0)[None, :]
+            slots = a + b - 2.0 * a * b
+            if hs.mode == "v3":
+                slots = slots - (1.0 - a) * (1.0 - b)
+            out += (unit * s * t * bl[c]) * slots
+    return out
+
+
+def change_variance(tile, change: np.ndarray) -> np.ndarray:
+    """Variance of a cell's actual change around the expected ``change`` (see module doc)."""
+    step = dw_min(tile)
+    std = nominal(tile, "device", "dw_min_std", 0.0)
+    dtod = nominal(tile, "device", "dw_min_dtod", 0.0)
+    mag = np.abs(change)
+    shot = step * mag if _pulsed(tile) is not None else 0.0
+    return shot + (std**2) * step * mag + (dtod * mag) ** 2
+
+
+def read_noise_var(tile, x) -> np.ndarray:
+    """Predicted variance of each output of ``forward(x)`` from the nominal periphery.
+
+    Output noise and ADC rounding are added after noise management divides the input by
+    ``max|x|``, so they scale with ``max|x|^2``; weight noise with ``||x||^2``; DAC rounding
+    is neglected. Zero for a perfect periphery (tiles without ``io``: the design's defaults).
+    """
+    x2 = np.atleast_2d(x)
+    io = getattr(tile, "io", None)
+    if io is not None and io.is_perfect:
+        return np.zeros(x2.shape[0])
+    out_noise = nominal(tile, "io", "out_noise", 0.06)
+    out_res = nominal(tile, "io", "out_res", 1 / 510)
+    out_bound = nominal(tile, "io", "out_bound", 12.0)
+    w_noise = nominal(tile, "io", "w_noise", 0.0)
+    abs_max = getattr(io, "noise_management", "abs_max") == "abs_max"
+    scale = np.abs(x2).max(axis=1) if abs_max else np.ones(x2.shape[0])
+    adc = (out_res if out_res <= 1 else 1 / out_res) * 2 * out_bound
+    var = scale**2 * (out_noise**2 + adc**2 / 12)
+    return var + w_noise**2 * (x2**2).sum(axis=1)
+
+
+def read_cell_std(tile, method: str, over_sampling: int) -> float:
+    """Nominal standard deviation of one cell's estimate from a read (see ``_reads``)."""
+    n = tile.shape[1]
+    if method == "eye":
+        return float(np.sqrt(read_noise_var(tile, np.eye(n)[:1])[0] / over_sampling))
+    if method == "hadamard":
+        rows = over_sampling * (1 << max(int(np.ceil(np.log2(n))), 0))
+        return float(np.sqrt(read_noise_var(tile, np.ones((1, n)))[0] / rows))
+    # standard-normal inputs scaled by their maximum (about 2 ln n squared) and an
+    # inverse-Wishart fit variance 1 / (N - n - 1), taken as 1 / n when N = n
+    unit = read_noise_var(tile, np.ones((1, 1)))[0]
+    return float(np.sqrt(unit * 2 * np.log(max(n, 2)) / max(over_sampling * n - n - 1, n)))
