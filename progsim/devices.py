@@ -68,11 +68,12 @@ def constant_step(w, up, dw, w_max, w_min, p):
 
 @jit
 def linear_step(w, up, dw, w_max, w_min, p):
-    # p = (gamma_up, gamma_down); the slope is relative to the cell's own bound.
+    # p = (gamma_up, gamma_down); the slope is relative to the cell's own bound. Written as
+    # slope * w so that the division, constant over a cell's pulses, leaves the pulse loop.
     if up:
-        f = 1.0 - p[0] * w / w_max if w_max != 0.0 else 1.0
+        f = 1.0 - (p[0] / w_max) * w if w_max != 0.0 else 1.0
     else:
-        f = 1.0 - p[1] * w / w_min if w_min != 0.0 else 1.0
+        f = 1.0 - (p[1] / w_min) * w if w_min != 0.0 else 1.0
     return dw * f if f > 0.0 else 0.0
 
 

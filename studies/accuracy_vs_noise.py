@@ -50,7 +50,7 @@ ALGORITHMS = [
     ("kalman-gdp-batched", "kalman-gdp-batched", dict(batch_size=150), 200),
     ("svd", "svd", dict(read="hadamard"), 600),
     ("kalman-svd", "kalman-svd", dict(read="hadamard"), 600),
-    ("write-verify", "write-verify", dict(read="hadamard", over_sampling=16, gain=0.8), 30),
+    ("write-verify", "write-verify", dict(read="hadamard", over_sampling=16, gain=0.8), 60),
     ("one-shot", "one-shot", dict(read="hadamard", over_sampling=4), 1),
 ]
 # Part 2: the same settings; the one-hot GDP runs are shortened (60 iterations, 60 passes
@@ -62,7 +62,7 @@ HS_RUNS = [
     ("svd-hs", "svd-hs", dict(read="hadamard"), 600),
     ("kalman-svd", "kalman-svd", dict(read="hadamard"), 600),
     ("kalman-svd-hs", "kalman-svd-hs", dict(read="hadamard"), 600),
-    ("write-verify", "write-verify", dict(read="hadamard", over_sampling=16, gain=0.8), 30),
+    ("write-verify", "write-verify", dict(read="hadamard", over_sampling=16, gain=0.8), 60),
 ]
 STRENGTHS = [0.0, 0.05, 0.1, 0.2]
 

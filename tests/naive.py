@@ -22,9 +22,9 @@ def step_magnitude(device, w, up, dw, w_max, w_min):
         return dw
     if name in ("LinearStep", "SoftBounds"):
         if up:
-            f = 1.0 - device.gamma_up * w / w_max if w_max != 0 else 1.0
+            f = 1.0 - (device.gamma_up / w_max) * w if w_max != 0 else 1.0
         else:
-            f = 1.0 - device.gamma_down * w / w_min if w_min != 0 else 1.0
+            f = 1.0 - (device.gamma_down / w_min) * w if w_min != 0 else 1.0
         return dw * max(f, 0.0)
     if name == "ExpStep":
         z = 2.0 * device.a * w / (w_max - w_min) + device.b
