@@ -11,7 +11,6 @@ the parallel algorithms' ``update_cycles``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 

@@ -10,7 +10,7 @@ import algorithms
 from algorithms import _model, _reads
 from algorithms.kalman import Kalman, _FilteredTile
 from progsim import Crossbar, HalfSelect, IO, devices, pulses
-from progsim.program import Boolean, Interval, Options, algorithms_available, get_algorithm, program
+from progsim.program import Boolean, Options, algorithms_available, get_algorithm, program
 
 ROWS, COLS = 32, 24
 _rng = np.random.default_rng(2024)

@@ -8,7 +8,7 @@ import pytest
 
 import naive
 from progsim import Crossbar, HalfSelect, IO, devices, pulses
-from progsim._validate import Boolean, Interval, Options
+from progsim._validate import Boolean, Options
 
 CONFIGS = [devices.Ideal, devices.ConstantStep, devices.LinearStep, devices.SoftBounds, devices.ExpStep,
            devices.PowStep, devices.Piecewise, pulses.Stochastic, pulses.MeanCount, pulses.DeterministicImplicit,
