@@ -114,34 +114,53 @@ def _zig_fast(bits):
     return (-x if (bits >> _S8) & np.uint64(1) else x), u < _ZRATIO[i]
 
 
-@jit
-def _zig_slow(bits, state):
+@jit(inline="always")
+def _uniform_s(s):
+    """:func:`uniform` on a state held in a scalar: (draw, new state)."""
+    s = s + _GOLDEN
+    return float(mix64(s) >> _S11) * _TWO53, s
+
+
+@jit(inline="always")
+def _zig_slow(bits, s):
     """The ziggurat's slow path for an output ``bits`` its fast path rejected: the tail beyond
     r (layer 0; Marsaglia 1964, exact, always accepts) or the wedge test, a uniform height in
-    the layer accepted under the density. Returns (signed x, accepted), drawing from ``state``."""
+    the layer accepted under the density. Draws from the scalar state ``s``; returns
+    (signed x, accepted, new state)."""
     i = int(bits & _MASK8)
     neg = (bits >> _S8) & np.uint64(1)
     x = float(bits >> _S11) * _TWO53 * _ZX[i]
     if i == 0:
         while True:
-            a = -np.log(1.0 - uniform(state)) / _ZR
-            b = -np.log(1.0 - uniform(state))
+            u1, s = _uniform_s(s)
+            u2, s = _uniform_s(s)
+            a = -np.log(1.0 - u1) / _ZR
+            b = -np.log(1.0 - u2)
             if 2.0 * b > a * a:
-                return (-(_ZR + a) if neg else _ZR + a), True
-    y = _ZF[i] + uniform(state) * (_ZF[i + 1] - _ZF[i])
-    return (-x if neg else x), y < np.exp(-0.5 * x * x)
+                return (-(_ZR + a) if neg else _ZR + a), True, s
+    u, s = _uniform_s(s)
+    y = _ZF[i] + u * (_ZF[i + 1] - _ZF[i])
+    return (-x if neg else x), y < np.exp(-0.5 * x * x), s
+
+
+@jit(inline="always")
+def _ziggurat_s(s):
+    """A standard normal from the scalar state ``s``: (draw, new state)."""
+    while True:
+        s = s + _GOLDEN
+        bits = mix64(s)
+        x, ok = _zig_fast(bits)
+        if ok:
+            return x, s
+        x, ok, s = _zig_slow(bits, s)
+        if ok:
+            return x, s
 
 
 @jit(inline="always")
 def _ziggurat(state):
-    while True:
-        bits = next_u64(state)
-        x, ok = _zig_fast(bits)
-        if ok:
-            return x
-        x, ok = _zig_slow(bits, state)
-        if ok:
-            return x
+    x, state[0] = _ziggurat_s(state[0])
+    return x
 
 
 @jit(inline="always")
@@ -154,11 +173,10 @@ def normal(state):
 # costs ~3.5 ns a pulse inside the pulse loop (its rejection loop and table loads keep LLVM
 # from overlapping it with the cell's arithmetic). ``fill_normals`` runs the ziggurat's fast
 # path over a block of NBUF outputs at once, in a branch-free loop that LLVM vectorises
-# (SIMD 64-bit multiplies and table gathers, ~1.3 ns a draw), and the pulse loop reads them
-# back. The ~1% of slots that miss the fast path are marked NaN and finish on the slow
-# path when they are read, from the same output (see ``normal_buffered``). A buffered
-# stream is a uint64 array ``st = [counter state, position in buf, block base]`` and a
-# float64 array ``buf`` of NBUF.
+# (SIMD 64-bit multiplies and table gathers, ~1.3 ns a draw), then finishes the ~1% of slots
+# that missed it on the exact slow path; the pulse loop reads the block back. A buffered
+# stream is a uint64 array ``st = [counter state, position in buf]`` and a float64 array
+# ``buf`` of NBUF.
 NBUF = 64
 
 
@@ -170,25 +188,23 @@ def seed_buffered(st, key, counter, domain, line):
 
 
 @jit
-def _zig_finish(bits, state):
+def _zig_finish(bits, s):
     """A draw whose fast path missed, finished as :func:`_ziggurat` would: the slow path, and
-    a fresh draw if the wedge rejects. So every buffered slot is an exact, independent
-    standard normal."""
-    x, ok = _zig_slow(bits, state)
-    return x if ok else _ziggurat(state)
+    a fresh draw if the wedge rejects; so every buffered slot is an exact, independent
+    standard normal. Scalars in and out (draw, new state): an array argument would cost the
+    pulse loop that holds this (cold) call ~15% in reference counting."""
+    x, ok, s = _zig_slow(bits, s)
+    if ok:
+        return x, s
+    return _ziggurat_s(s)
 
 
 @jit(inline="always")
 def fill_normals(st, buf):
-    """Refill ``buf`` from the next NBUF outputs of the stream ``st`` (the ziggurat's fast
-    path; NaN where it misses) and rewind the position."""
-    base = st[0]
-    for k in range(buf.shape[0]):
-        x, ok = _zig_fast(mix64(base + np.uint64(k + 1) * _GOLDEN))
-        buf[k] = x if ok else np.nan
-    st[0] = base + np.uint64(buf.shape[0]) * _GOLDEN
+    """Refill ``buf`` from the stream ``st``: the ziggurat's fast path over the next NBUF
+    outputs, then the slow path for the slots that missed it; rewind the position."""
+    _fill_block(st, buf, buf.shape[0])
     st[1] = np.uint64(0)
-    st[2] = base
 
 
 @jit(inline="always")
@@ -198,7 +214,22 @@ def normal_buffered(st, buf):
         fill_normals(st, buf)
     p = st[1]
     st[1] = p + np.uint64(1)
-    z = buf[p]
-    if z != z:  # missed the fast path: finish that same output on the slow path
-        z = _zig_finish(mix64(st[2] + (p + np.uint64(1)) * _GOLDEN), st)
-    return z
+    return buf[p]
+
+
+@jit(inline="always")
+def _fill_block(st, buf, n):
+    """``buf[:n]`` <- exact standard normals from the stream ``st``: the fast path in a
+    branch-free (vectorised) pass that marks its misses NaN, then the slow path for those."""
+    base = st[0]
+    missed = 0
+    for k in range(n):
+        x, ok = _zig_fast(mix64(base + np.uint64(k + 1) * _GOLDEN))
+        buf[k] = x if ok else np.nan
+        missed += not ok
+    s = base + np.uint64(n) * _GOLDEN
+    if missed:
+        for k in range(n):
+            if buf[k] != buf[k]:
+                buf[k], s = _zig_finish(mix64(base + np.uint64(k + 1) * _GOLDEN), s)
+    st[0] = s
