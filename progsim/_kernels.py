@@ -55,11 +55,17 @@ def _pulse(w, up, scale, dw_up, dw_down, w_max, w_min, model, p, k, std, st, buf
     mag = device_step(model, w, up, dw, w_max, w_min, p, k) * scale
     if std > 0.0:
         mag *= 1.0 + std * _rng.normal_buffered(st, buf)
-    w = w + mag if up else w - mag
+    # a sign factor, not a branch on the direction (random per cell: a branch mispredicted
+    # half the time cost the fast kernel ~10%); w + (-1 * mag) == w - mag exactly
+    return _clip(w + (1.0 if up else -1.0) * mag, w_max, w_min)
+
+
+@jit(inline="always")
+def _clip(w, w_max, w_min):
     if w > w_max:
-        w = w_max
-    elif w < w_min:
-        w = w_min
+        return w_max
+    if w < w_min:
+        return w_min
     return w
 
 
@@ -94,9 +100,14 @@ def _row_coincidences(i, b, rbits, up_sign, w, wa, dwu_a, dwd_a, wmx_a, wmn_a, c
         wmin = float(wmn_a[i, j])
         k = cell_consts(model, wmax, wmin, dev_p)
         up = up_sign * col_sign[b, j] > 0
+        dw = dwu if up else dwd  # the direction is the cell's for the whole cycle:
+        sgn = 1.0 if up else -1.0  # step and sign chosen once (as in _pulse otherwise)
         while full != _ZERO:
             full &= full - _ONE
-            wij = _pulse(wij, up, 1.0, dwu, dwd, wmax, wmin, model, dev_p, k, std, st, buf)
+            mag = device_step(model, wij, up, dw, wmax, wmin, dev_p, k)
+            if std > 0.0:
+                mag *= 1.0 + std * _rng.normal_buffered(st, buf)
+            wij = _clip(wij + sgn * mag, wmax, wmin)
             n += 1
         w[i, j] = wij
     if wn > 0.0:
