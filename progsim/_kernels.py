@@ -131,6 +131,7 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
     if True:
         st = np.empty(2, dtype=np.uint64)
         buf = np.empty(_rng.NBUF)
+        nbuf = np.uint64(_rng.NBUF)
         nfull = 0
         nhalf = 0
         r_cnt = 0
@@ -171,16 +172,13 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
                 wmin = float(cells.w_min[i, j])
                 k = cell_consts(model, wmax, wmin, dev_p)
                 touched = False
-                if hs == 0:
-                    full = rbits & cbits
-                    up = -cfg.lr_sign * si * tj > 0
-                    while full != _ZERO:
-                        full &= full - _ONE
-                        wij = _pulse(wij, up, 1.0, dwu, dwd, wmax, wmin, model, dev_p, k, std, st, buf)
-                        nfull += 1
-                    touched = True
-                else:
-                    for q in range(4):
+                for q in range(4 if hs != 0 else 1):
+                    if hs == 0:  # MeanCount without half-selection: the coincidences only
+                        ev = rbits & cbits
+                        both = ev
+                        one = _ZERO
+                        up = -cfg.lr_sign * si * tj > 0
+                    else:
                         if not cyc.quad[b, q]:
                             continue
                         rb = rbits if si == _QS[q] else _ZERO
@@ -188,29 +186,37 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
                         if cfg.mean_count and si != _QS[q] and tj == _QT[q]:
                             cb = c_alone
                         ev = (blmask | rb | cb) if hs == 2 else (rb | cb)
-                        if ev == _ZERO:
-                            continue
                         up = -cfg.lr_sign * _QS[q] * _QT[q] > 0
                         both = rb & cb
                         one = rb ^ cb
-                        while ev != _ZERO:
-                            low = ev & (~ev + _ONE)
-                            ev ^= low
-                            if (both & low) != _ZERO:
-                                wij = _pulse(wij, up, 1.0, dwu, dwd, wmax, wmin, model, dev_p, k, std, st, buf)
-                                nfull += 1
-                                touched = True
-                            elif prob >= 1.0 or _rng.uniform(st) < prob:
-                                # half-selected (one line fires): same direction; V/3 with
-                                # neither line firing: the opposite one.
-                                same = (one & low) != _ZERO
-                                wij = _pulse(wij, up == same, strength, dwu, dwd, wmax, wmin, model, dev_p, k, std, st, buf)
-                                nhalf += 1
-                                touched = True
+                    while ev != _ZERO:
+                        low = ev & (~ev + _ONE)
+                        ev ^= low
+                        if (both & low) != _ZERO:
+                            up_e = up
+                            scale = 1.0
+                            nfull += 1
+                        elif prob >= 1.0 or _rng.uniform(st) < prob:
+                            # half-selected (one line fires): same direction; V/3 with
+                            # neither line firing: the opposite one.
+                            up_e = up == ((one & low) != _ZERO)
+                            scale = strength
+                            nhalf += 1
+                        else:
+                            continue
+                        mag = device_step(model, wij, up_e, dwu if up_e else dwd, wmax, wmin, dev_p, k) * scale
+                        if std > 0.0:  # draws through refill/take, not _pulse: see _disturb_block
+                            if st[1] >= nbuf:
+                                _rng.refill(st, buf)
+                            mag *= 1.0 + std * _rng.take(st, buf)
+                        wij = _clip(wij + (1.0 if up_e else -1.0) * mag, wmax, wmin)
+                        touched = True
                 if touched:
                     w[i, j] = wij
                     if cfg.write_noise > 0.0:
-                        wa[i, j] = wij + cfg.write_noise * _rng.normal_buffered(st, buf)
+                        if st[1] >= nbuf:
+                            _rng.refill(st, buf)
+                        wa[i, j] = wij + cfg.write_noise * _rng.take(st, buf)
         counts[i, 0] = nfull
         counts[i, 1] = nhalf
 
@@ -297,7 +303,13 @@ def _disturb_block(w, wa, dwu, dwd, wmx, wmn, model, dev_p, rows, cols, skip_i, 
     """Disturb every cell of ``rows x cols`` (ranges) except row ``skip_i`` and column
     ``skip_j``, in row-major order; returns the number disturbed. A flat loop body on
     purpose: the same steps behind a per-cell helper with an early return cost ~120 ns a
-    disturb (reference counting of the arrays it received), ~25 ns here."""
+    disturb (reference counting of the arrays it received). Likewise the normals are read
+    with ``_rng.refill``/``_rng.take``: through ``_pulse``, whose inlined draw code holds a
+    loop, each disturb paid ~20 ns of reference counting on ``st`` and ``buf``; a disturb
+    costs ~5 ns now."""
+    dw_a = dwu if up else dwd
+    sgn = 1.0 if up else -1.0
+    nbuf = np.uint64(buf.shape[0])
     n = 0
     for ii in rows:
         if ii == skip_i:
@@ -309,11 +321,19 @@ def _disturb_block(w, wa, dwu, dwd, wmx, wmn, model, dev_p, rows, cols, skip_i, 
                 continue
             wmax = wmx[ii, jj]
             wmin = wmn[ii, jj]
-            k = cell_consts(model, wmax, wmin, dev_p)
-            v = _pulse(w[ii, jj], up, strength, dwu[ii, jj], dwd[ii, jj], wmax, wmin, model, dev_p, k, std, st, buf)
-            w[ii, jj] = v
+            wv = w[ii, jj]
+            mag = device_step(model, wv, up, dw_a[ii, jj], wmax, wmin, dev_p,
+                              cell_consts(model, wmax, wmin, dev_p)) * strength
+            if std > 0.0:
+                if st[1] >= nbuf:
+                    _rng.refill(st, buf)
+                mag *= 1.0 + std * _rng.take(st, buf)
+            wv = _clip(wv + sgn * mag, wmax, wmin)
+            w[ii, jj] = wv
             if wn > 0.0:
-                wa[ii, jj] = v + wn * _rng.normal_buffered(st, buf)
+                if st[1] >= nbuf:
+                    _rng.refill(st, buf)
+                wa[ii, jj] = wv + wn * _rng.take(st, buf)
             n += 1
     return n
 
