@@ -16,6 +16,17 @@ Within a quadrant a cell's events are applied in slot order (lowest slot first),
 full pulse (row and column fire), a half-select disturb (exactly one fires) or, under V/3,
 an opposite disturb (neither fires). Events come from bit masks, so the cost is one step
 evaluation per event: half-selection multiplies the events, not the cost of each.
+
+Where the time goes (one thread of this project's 2-core Xeon, ``studies/bench_update.py``):
+the fast kernel spends ~6 ns a pulse with cycle-to-cycle noise, ~3.5 ns without, about 2.5
+pulses a cell at BL 31. Without noise most of it is branch misprediction that the data
+impose (whether a cell has a coincidence, and how many, is random). Measured and kept:
+buffered vectorised normals (+35%), per-model kernels (+12%), per-cell constants and a sign
+factor instead of direction branches (+10-25%), write noise in its own pass (+8-15%).
+Measured and dropped: pre-drawing each 64-column chunk's normals after a popcount of its
+pulses (-10%), float32 tiles (no change), a non-inlined refill in the fast loop (-25%). numba reference-counts an
+array handed to an inlined helper that holds a call or a loop, on every use, in loops with
+many branches: keep such helpers out of the disturb loops (``_rng.refill``/``_rng.take``).
 """
 
 from __future__ import annotations
