@@ -11,8 +11,10 @@ warm-up call that compiles (or loads) the kernel. It prints
 * ``events/s``: full pulses plus half-select disturbs per second;
 * with half-selection on, ``events/full(none)``: events/s over the full-pulse rate of the
   same configuration without half-selection (the target is > 0.5: within 2x);
-* with aihwkit importable, aihwkit's cells/s for the same device, BL and threads, and our ratio
-  (target >= 3 with half-selection off).
+* with aihwkit importable, aihwkit's cells/s and pulses/s for the same device, BL and threads
+  (its pulses are the expected coincidence count of the same vectors: aihwkit 1.2.0 counts
+  pulses only on CUDA tiles), and our cells/s ratio (target >= 3 with half-selection off).
+  aihwkit's CPU update is serial, so its figure is the same on 1 or 2 threads.
 
 Usage: ``python studies/bench_update.py [--sizes 256 512 1024] [--seconds 1.0] [--repeats 3] [--out results/bench_update]``
 """
@@ -110,7 +112,7 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     table.to_parquet(args.out / "bench_update.parquet")
     cols = ["size", "device", "half_select", "threads", "cycles", "cells_per_s", "full_per_s", "events_per_s",
-            "events_over_full_none"] + [c for c in ("aihwkit_cells_per_s", "ratio_vs_aihwkit") if c in table]
+            "events_over_full_none"] + [c for c in ("aihwkit_cells_per_s", "aihwkit_pulses_per_s", "ratio_vs_aihwkit") if c in table]
     with pd.option_context("display.width", 200, "display.float_format", "{:.3g}".format):
         print()
         print(table.reindex(columns=cols).to_string(index=False))
