@@ -24,7 +24,10 @@ impose (whether a cell has a coincidence, and how many, is random). Measured and
 buffered vectorised normals (+35%), per-model kernels (+12%), per-cell constants and a sign
 factor instead of direction branches (+10-25%), write noise in its own pass (+8-15%).
 Measured and dropped: pre-drawing each 64-column chunk's normals after a popcount of its
-pulses (-10%), float32 tiles (no change), a non-inlined refill in the fast loop (-25%). numba reference-counts an
+pulses (-10%), float32 tiles (no change), a non-inlined refill in the fast loop (-25%).
+A prototype that runs 8 cells in lock-step (masked, branch-free, draws by prefix offsets, so
+the same draws) reached 8.9e7 cells/s with fast-path-only normals but 6.9e7 (+7%) with exact
+ones: exact normal sampling, ~2.3 ns a pulse with its slow path, is now the binding cost. numba reference-counts an
 array handed to an inlined helper that holds a call or a loop, on every use, in loops with
 many branches: keep such helpers out of the disturb loops (``_rng.refill``/``_rng.take``).
 """
