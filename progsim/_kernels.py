@@ -69,8 +69,6 @@ def _pulse(w, up, scale, dw_up, dw_down, w_max, w_min, model, p, k, std, st, buf
     mag = device_step(model, w, up, dw, w_max, w_min, p, k) * scale
     if std > 0.0:
         mag *= 1.0 + std * _rng.normal_buffered(st, buf)
-    # a sign factor, not a branch on the direction (random per cell: a branch mispredicted
-    # half the time cost the fast kernel ~10%); w + (-1 * mag) == w - mag exactly
     return _clip(w + (1.0 if up else -1.0) * mag, w_max, w_min)
 
 
@@ -93,47 +91,6 @@ def _low_bits(n):
 
 
 @jit(inline="always")
-def _row_coincidences(i, b, rbits, up_sign, w, wa, dwu_a, dwd_a, wmx_a, wmn_a, col_bits, col_sign, model, dev_p,
-                      std, wn, st, buf):
-    """Cycle ``b`` of row ``i`` without half-selection and with stochastic trains: each cell
-    takes its coincidences ``rbits & col_bits`` as full pulses, then the touched cells redraw
-    their write noise. The common case, kept free of
-    the quadrant and MeanCount logic (~1.5x the general loop), the arrays unpacked from their
-    named tuples (reading through the tuples in the loop cost another ~10%). Returns the
-    pulse count."""
-    cols = w.shape[1]
-    n = 0
-    for j in range(cols):
-        full = rbits & col_bits[b, j]
-        if full == _ZERO:
-            continue
-        wij = float(w[i, j])
-        dwu = float(dwu_a[i, j])
-        dwd = float(dwd_a[i, j])
-        wmax = float(wmx_a[i, j])
-        wmin = float(wmn_a[i, j])
-        k = cell_consts(model, wmax, wmin, dev_p)
-        up = up_sign * col_sign[b, j] > 0
-        dw = dwu if up else dwd  # the direction is the cell's for the whole cycle:
-        sgn = 1.0 if up else -1.0  # step and sign chosen once (as in _pulse otherwise)
-        while full != _ZERO:
-            full &= full - _ONE
-            mag = device_step(model, wij, up, dw, wmax, wmin, dev_p, k)
-            if std > 0.0:
-                mag *= 1.0 + std * _rng.normal_buffered(st, buf)
-            wij = _clip(wij + sgn * mag, wmax, wmin)
-            n += 1
-        w[i, j] = wij
-    if wn > 0.0:
-        # write noise in a pass of its own: a second inlined draw site inside the pulse loop
-        # cost that loop 8-15% even with write noise off
-        for j in range(cols):
-            if (rbits & col_bits[b, j]) != _ZERO:
-                wa[i, j] = w[i, j] + wn * _rng.normal_buffered(st, buf)
-    return n
-
-
-@jit(inline="always")
 def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
     """Row ``i`` of :func:`pulsed_update`, any scheme: quadrants, half-selection, MeanCount."""
     cols = w.shape[1]
@@ -142,104 +99,114 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
     strength = cfg.hs_strength
     prob = cfg.hs_prob
     std = cfg.dw_min_std
-    if True:
-        st = np.empty(2, dtype=np.uint64)
-        buf = np.empty(_rng.NBUF)
-        nbuf = np.uint64(_rng.NBUF)
-        nfull = 0
-        nhalf = 0
-        r_cnt = 0
-        c_alone = _ZERO
-        for b in range(nb):
-            bl = cyc.bl[b]
-            if bl == 0:
-                continue
-            si = cyc.row_sign[b, i]
-            rbits = cyc.row_bits[b, i]
+    st = np.empty(2, dtype=np.uint64)
+    buf = np.empty(_rng.NBUF)
+    nbuf = np.uint64(_rng.NBUF)
+    nfull = 0
+    nhalf = 0
+    r_cnt = 0
+    c_alone = _ZERO
+    for b in range(nb):
+        bl = cyc.bl[b]
+        if bl == 0:
+            continue
+        si = cyc.row_sign[b, i]
+        rbits = cyc.row_bits[b, i]
+        if cfg.mean_count:
+            r_cnt = int(np.round(bl * cyc.row_p[b, i]))
+            rbits = _low_bits(r_cnt)
+        if hs == 0 and rbits == _ZERO:
+            continue
+        _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
+        blmask = _low_bits(bl)
+        for j in range(cols):
+            tj = cyc.col_sign[b, j]
+            cbits = cyc.col_bits[b, j]
             if cfg.mean_count:
-                r_cnt = int(np.round(bl * cyc.row_p[b, i]))
-                rbits = _low_bits(r_cnt)
-            if hs == 0 and rbits == _ZERO:
+                # Lines fire round(BL p) slots; the n_ij = round(BL p_x p_d) coincidences
+                # come first, then the row's other slots, then the column's.
+                c_cnt = int(np.round(bl * cyc.col_p[b, j]))
+                n = int(np.round(bl * cyc.row_p[b, i] * cyc.col_p[b, j]))
+                if n > r_cnt:
+                    n = r_cnt
+                if n > c_cnt:
+                    n = c_cnt
+                cbits = _low_bits(n) | (_low_bits(c_cnt - n) << np.uint64(r_cnt))
+                c_alone = _low_bits(c_cnt)  # the column's slots where the row takes no part
+            if hs == 0 and (rbits & cbits) == _ZERO:
                 continue
-            _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
-            blmask = _low_bits(bl)
-            for j in range(cols):
-                tj = cyc.col_sign[b, j]
-                cbits = cyc.col_bits[b, j]
-                if cfg.mean_count:
-                    # Lines fire round(BL p) slots; the n_ij = round(BL p_x p_d) coincidences
-                    # come first, then the row's other slots, then the column's.
-                    c_cnt = int(np.round(bl * cyc.col_p[b, j]))
-                    n = int(np.round(bl * cyc.row_p[b, i] * cyc.col_p[b, j]))
-                    if n > r_cnt:
-                        n = r_cnt
-                    if n > c_cnt:
-                        n = c_cnt
-                    cbits = _low_bits(n) | (_low_bits(c_cnt - n) << np.uint64(r_cnt))
-                    c_alone = _low_bits(c_cnt)  # the column's slots where the row takes no part
-                if hs == 0 and (rbits & cbits) == _ZERO:
-                    continue
-                wij = float(w[i, j])
-                dwu = float(cells.dw_up[i, j])
-                dwd = float(cells.dw_down[i, j])
-                wmax = float(cells.w_max[i, j])
-                wmin = float(cells.w_min[i, j])
-                k = cell_consts(model, wmax, wmin, dev_p)
-                touched = False
-                for q in range(4 if hs != 0 else 1):
-                    if hs == 0:  # MeanCount without half-selection: the coincidences only
-                        ev = rbits & cbits
-                        both = ev
-                        one = _ZERO
-                        up = -cfg.lr_sign * si * tj > 0
+            wij = float(w[i, j])
+            dwu = float(cells.dw_up[i, j])
+            dwd = float(cells.dw_down[i, j])
+            wmax = float(cells.w_max[i, j])
+            wmin = float(cells.w_min[i, j])
+            k = cell_consts(model, wmax, wmin, dev_p)
+            touched = False
+            for q in range(4 if hs != 0 else 1):
+                if hs == 0:  # MeanCount without half-selection: the coincidences only
+                    ev = rbits & cbits
+                    both = ev
+                    one = _ZERO
+                    up = -cfg.lr_sign * si * tj > 0
+                else:
+                    if not cyc.quad[b, q]:
+                        continue
+                    rb = rbits if si == _QS[q] else _ZERO
+                    cb = cbits if tj == _QT[q] else _ZERO
+                    if cfg.mean_count and si != _QS[q] and tj == _QT[q]:
+                        cb = c_alone
+                    ev = (blmask | rb | cb) if hs == 2 else (rb | cb)
+                    up = -cfg.lr_sign * _QS[q] * _QT[q] > 0
+                    both = rb & cb
+                    one = rb ^ cb
+                while ev != _ZERO:
+                    low = ev & (~ev + _ONE)
+                    ev ^= low
+                    if (both & low) != _ZERO:
+                        up_e = up
+                        scale = 1.0
+                        nfull += 1
+                    elif prob >= 1.0 or _rng.uniform(st) < prob:
+                        # half-selected (one line fires): same direction; V/3 with
+                        # neither line firing: the opposite one.
+                        up_e = up == ((one & low) != _ZERO)
+                        scale = strength
+                        nhalf += 1
                     else:
-                        if not cyc.quad[b, q]:
-                            continue
-                        rb = rbits if si == _QS[q] else _ZERO
-                        cb = cbits if tj == _QT[q] else _ZERO
-                        if cfg.mean_count and si != _QS[q] and tj == _QT[q]:
-                            cb = c_alone
-                        ev = (blmask | rb | cb) if hs == 2 else (rb | cb)
-                        up = -cfg.lr_sign * _QS[q] * _QT[q] > 0
-                        both = rb & cb
-                        one = rb ^ cb
-                    while ev != _ZERO:
-                        low = ev & (~ev + _ONE)
-                        ev ^= low
-                        if (both & low) != _ZERO:
-                            up_e = up
-                            scale = 1.0
-                            nfull += 1
-                        elif prob >= 1.0 or _rng.uniform(st) < prob:
-                            # half-selected (one line fires): same direction; V/3 with
-                            # neither line firing: the opposite one.
-                            up_e = up == ((one & low) != _ZERO)
-                            scale = strength
-                            nhalf += 1
-                        else:
-                            continue
-                        mag = device_step(model, wij, up_e, dwu if up_e else dwd, wmax, wmin, dev_p, k) * scale
-                        if std > 0.0:  # draws through refill/take, not _pulse: see _disturb_block
-                            if st[1] >= nbuf:
-                                _rng.refill(st, buf)
-                            mag *= 1.0 + std * _rng.take(st, buf)
-                        wij = _clip(wij + (1.0 if up_e else -1.0) * mag, wmax, wmin)
-                        touched = True
-                if touched:
-                    w[i, j] = wij
-                    if cfg.write_noise > 0.0:
+                        continue
+                    mag = device_step(model, wij, up_e, dwu if up_e else dwd, wmax, wmin, dev_p, k) * scale
+                    if std > 0.0:  # draws through refill/take, not _pulse: see _disturb_block
                         if st[1] >= nbuf:
                             _rng.refill(st, buf)
-                        wa[i, j] = wij + cfg.write_noise * _rng.take(st, buf)
-        counts[i, 0] = nfull
-        counts[i, 1] = nhalf
+                        mag *= 1.0 + std * _rng.take(st, buf)
+                    wij = _clip(wij + (1.0 if up_e else -1.0) * mag, wmax, wmin)
+                    touched = True
+            if touched:
+                w[i, j] = wij
+                if cfg.write_noise > 0.0:
+                    if st[1] >= nbuf:
+                        _rng.refill(st, buf)
+                    wa[i, j] = wij + cfg.write_noise * _rng.take(st, buf)
+    counts[i, 0] = nfull
+    counts[i, 1] = nhalf
 
 
 @jit(inline="always")
 def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
-    """Row ``i`` of :func:`pulsed_update` without half-selection, stochastic trains."""
+    """Row ``i`` of :func:`pulsed_update` without half-selection, with stochastic trains: in
+    each cycle every cell takes its coincidences ``row_bits & col_bits`` as full pulses, then
+    the touched cells redraw their write noise.
+
+    The common case, kept free of the quadrant and MeanCount logic (~1.5x the general loop).
+    Measured choices: the arrays unpacked from their named tuples (reading through the tuples
+    in the loop cost ~10%); the pulse direction as a sign factor chosen once per cell (a
+    branch on it, random per cell, was mispredicted half the time); write noise in a pass
+    of its own (a second draw site inside the pulse loop cost it 8-15%, even with write
+    noise off)."""
+    cols = w.shape[1]
     dwu_a, dwd_a, wmx_a, wmn_a = cells.dw_up, cells.dw_down, cells.w_max, cells.w_min
     col_bits, col_sign = cyc.col_bits, cyc.col_sign
+    std, wn = cfg.dw_min_std, cfg.write_noise
     st = np.empty(2, dtype=np.uint64)
     buf = np.empty(_rng.NBUF)
     nfull = 0
@@ -248,14 +215,38 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
         if cyc.bl[b] == 0 or rbits == _ZERO:
             continue
         _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
-        nfull += _row_coincidences(i, b, rbits, -cfg.lr_sign * cyc.row_sign[b, i], w, wa, dwu_a, dwd_a, wmx_a,
-                                   wmn_a, col_bits, col_sign, model, dev_p, cfg.dw_min_std, cfg.write_noise, st, buf)
+        up_sign = -cfg.lr_sign * cyc.row_sign[b, i]
+        for j in range(cols):
+            full = rbits & col_bits[b, j]
+            if full == _ZERO:
+                continue
+            wij = float(w[i, j])
+            wmax = float(wmx_a[i, j])
+            wmin = float(wmn_a[i, j])
+            k = cell_consts(model, wmax, wmin, dev_p)
+            up = up_sign * col_sign[b, j] > 0
+            dw = float(dwu_a[i, j]) if up else float(dwd_a[i, j])
+            sgn = 1.0 if up else -1.0
+            while full != _ZERO:
+                full &= full - _ONE
+                mag = device_step(model, wij, up, dw, wmax, wmin, dev_p, k)
+                if std > 0.0:
+                    mag *= 1.0 + std * _rng.normal_buffered(st, buf)
+                wij = _clip(wij + sgn * mag, wmax, wmin)
+                nfull += 1
+            w[i, j] = wij
+        if wn > 0.0:
+            for j in range(cols):
+                if (rbits & col_bits[b, j]) != _ZERO:
+                    wa[i, j] = w[i, j] + wn * _rng.normal_buffered(st, buf)
     counts[i, 0] = nfull
     counts[i, 1] = 0
 
 
 # One kernel per device model for the common case (the model a compile-time constant, so the
 # other models' branches vanish: ~12% on ConstantStep), one generic kernel for the rest.
+# Written out rather than made by a factory: numba does not disk-cache closures, and
+# numba.literally on the model recompiled the kernel's typing on every call.
 @jit_parallel
 def _fast_constant(w, wa, cells, dev_p, cyc, cfg, counts):
     for i in prange(w.shape[0]):

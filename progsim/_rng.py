@@ -158,15 +158,10 @@ def _ziggurat_s(s):
 
 
 @jit(inline="always")
-def _ziggurat(state):
-    x, state[0] = _ziggurat_s(state[0])
-    return x
-
-
-@jit(inline="always")
 def normal(state):
     """A standard normal draw (ziggurat)."""
-    return _ziggurat(state)
+    x, state[0] = _ziggurat_s(state[0])
+    return x
 
 
 # Buffered normals. The kernels draw one normal per pulse; drawn one at a time the ziggurat
@@ -189,10 +184,10 @@ def seed_buffered(st, key, counter, domain, line):
 
 @jit
 def _zig_finish(bits, s):
-    """A draw whose fast path missed, finished as :func:`_ziggurat` would: the slow path, and
-    a fresh draw if the wedge rejects; so every buffered slot is an exact, independent
-    standard normal. Scalars in and out (draw, new state): an array argument would cost the
-    pulse loop that holds this (cold) call ~15% in reference counting."""
+    """A draw whose fast path missed, finished as :func:`_ziggurat_s` would: the slow path,
+    and a fresh draw if the wedge rejects; so every buffered slot is an exact, independent
+    standard normal. Scalars in and out (draw, new state), so that no array crosses this call
+    (see :func:`refill` on reference counting)."""
     x, ok, s = _zig_slow(bits, s)
     if ok:
         return x, s
@@ -201,9 +196,22 @@ def _zig_finish(bits, s):
 
 @jit(inline="always")
 def fill_normals(st, buf):
-    """Refill ``buf`` from the stream ``st``: the ziggurat's fast path over the next NBUF
-    outputs, then the slow path for the slots that missed it; rewind the position."""
-    _fill_block(st, buf, buf.shape[0])
+    """Refill ``buf`` with exact standard normals from the stream ``st`` and rewind the
+    position: the fast path over the next NBUF outputs in a branch-free (vectorised) pass that
+    marks its misses NaN, then the slow path for those."""
+    base = st[0]
+    n = buf.shape[0]
+    missed = 0
+    for k in range(n):
+        x, ok = _zig_fast(mix64(base + np.uint64(k + 1) * _GOLDEN))
+        buf[k] = x if ok else np.nan
+        missed += not ok
+    s = base + np.uint64(n) * _GOLDEN
+    if missed:
+        for k in range(n):
+            if buf[k] != buf[k]:
+                buf[k], s = _zig_finish(mix64(base + np.uint64(k + 1) * _GOLDEN), s)
+    st[0] = s
     st[1] = np.uint64(0)
 
 
@@ -235,24 +243,4 @@ def normal_buffered(st, buf):
     """The next standard normal of the buffered stream ``(st, buf)``."""
     if st[1] >= np.uint64(buf.shape[0]):
         fill_normals(st, buf)
-    p = st[1]
-    st[1] = p + np.uint64(1)
-    return buf[p]
-
-
-@jit(inline="always")
-def _fill_block(st, buf, n):
-    """``buf[:n]`` <- exact standard normals from the stream ``st``: the fast path in a
-    branch-free (vectorised) pass that marks its misses NaN, then the slow path for those."""
-    base = st[0]
-    missed = 0
-    for k in range(n):
-        x, ok = _zig_fast(mix64(base + np.uint64(k + 1) * _GOLDEN))
-        buf[k] = x if ok else np.nan
-        missed += not ok
-    s = base + np.uint64(n) * _GOLDEN
-    if missed:
-        for k in range(n):
-            if buf[k] != buf[k]:
-                buf[k], s = _zig_finish(mix64(base + np.uint64(k + 1) * _GOLDEN), s)
-    st[0] = s
+    return take(st, buf)
