@@ -14,6 +14,8 @@ by the same sequence, so a seed gives bit-identical results whatever the thread 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from progsim import _kernels, devices, pulses as _pulses
@@ -88,6 +90,7 @@ class Crossbar:
         self._w = np.zeros(self.shape, dtype=self.dtype)
         self._wa = np.zeros(self.shape, dtype=self.dtype) if self._write_noise > 0 else self._w
         self._counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self._warned_resolution = False  # see _warn_below_resolution
 
     # ------------------------------------------------------------------ state
 
@@ -180,8 +183,10 @@ class Crossbar:
         n_in = self.shape[1]
         if method == "eye":
             x = np.tile(np.eye(n_in), (over_sampling, 1))
-            y = self.forward(x)
-            return y.reshape(over_sampling, n_in, self.shape[0]).mean(axis=0).T
+            y = self.forward(x).reshape(over_sampling, n_in, self.shape[0])
+            # the first read plus the mean deviation from it: exact when all k reads agree (a
+            # perfect periphery), where the plain mean of k equal floats can be off by an ulp
+            return (y[0] + (y - y[0]).mean(axis=0)).T
         x = self._io_rng.standard_normal((over_sampling * n_in, n_in))
         y = self.forward(x)
         return np.linalg.lstsq(x, y, rcond=None)[0].T
@@ -211,29 +216,62 @@ class Crossbar:
         lr = float(lr)
         nb = xb.shape[0]
         counter0 = self._counter
+        kind = self.pulses.kind
+        if kind in (_pulses.KIND_IDEAL, _pulses.KIND_IDEAL_DEVICE):
+            self._update_exact(xb, db, lr, counter0)
+        else:
+            cyc = _pulses.make_cycles(self.pulses, xb, db, lr, self.device.dw_min, self._key, counter0)
+            counts = np.zeros((self.shape[0], 2), dtype=np.int64)
+            _kernels.pulsed_update(self._w, self._wa, self._cells, type(self.device).model, self._shape_params,
+                                   cyc, self._kernel_cfg(np.sign(lr), counter0), counts)
+            self._counters["pulses_full"] += int(counts[:, 0].sum())
+            self._counters["pulses_half"] += int(counts[:, 1].sum())
+            if counts[:, 0].sum() == 0 and cyc.bl.any() and kind != _pulses.KIND_STOCHASTIC:
+                self._warn_below_resolution(xb, db, lr)
         self._counter += nb
         self._counters["update_cycles"] += nb
-        kind = self.pulses.kind
-        if kind == _pulses.KIND_IDEAL:
-            dw = lr * (db.T @ xb)
-            self._w -= dw.astype(self.dtype)
-            self._counters["pulses_full"] += int(np.rint(np.abs(dw).sum() / self.device.dw_min))
-            if self._wa is not self._w:
-                touched = dw != 0
-                self._wa[touched] = self._w[touched] + self._write_noise * self._io_rng.standard_normal(touched.sum())
+
+    def _update_exact(self, xb, db, lr, counter0) -> None:
+        """The unpulsed schemes (Ideal, IdealWithDevice), computed into temporaries and committed
+        only when every weight and the pulse count stay finite: an update that would overflow
+        raises ValueError and leaves the tile as it was."""
+        w, wa = self._w.copy(), (self._wa.copy() if self._wa is not self._w else None)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.pulses.kind == _pulses.KIND_IDEAL:
+                dw = lr * (db.T @ xb)
+                w -= dw.astype(self.dtype)
+                moved = np.abs(dw).sum() / self.device.dw_min
+            else:
+                _kernels.ideal_with_device(w, w if wa is None else wa, xb, db, lr, self._cells.w_max,
+                                           self._cells.w_min, self._write_noise, self._key, np.uint64(counter0))
+                moved = np.abs(w.astype(np.float64) - self._w).sum() / self.device.dw_min
+        if not (np.isfinite(moved) and np.isfinite(w).all()):
+            with np.errstate(over="ignore"):
+                scale = abs(lr) * np.abs(xb).max() * np.abs(db).max()
+            raise ValueError(
+                f"The 'x' parameter of Crossbar.update must keep the increment lr * d x^T and the weights finite "
+                f"in {self.dtype.name} (|lr| max|x| max|d| = {scale:.3g}). "
+                f"Got max|x| = {np.abs(xb).max():.3g} instead; the tile is unchanged.")
+        if wa is not None and self.pulses.kind == _pulses.KIND_IDEAL:
+            touched = dw != 0
+            wa[touched] = w[touched] + self._write_noise * self._io_rng.standard_normal(touched.sum())
+        self._w[...] = w
+        if wa is not None:
+            self._wa[...] = wa
+        self._counters["pulses_full"] += int(np.rint(moved))
+
+    def _warn_below_resolution(self, xb, db, lr) -> None:
+        """Warn (once per tile) that a deterministic scheme rounded a whole update to no pulse."""
+        if self._warned_resolution:
             return
-        if kind == _pulses.KIND_IDEAL_DEVICE:
-            before = self._w.astype(np.float64)
-            _kernels.ideal_with_device(self._w, self._wa, xb, db, lr, self._cells.w_max, self._cells.w_min,
-                                       self._write_noise, self._key, np.uint64(counter0))
-            self._counters["pulses_full"] += int(np.rint(np.abs(self._w - before).sum() / self.device.dw_min))
-            return
-        cyc = _pulses.make_cycles(self.pulses, xb, db, lr, self.device.dw_min, self._key, counter0)
-        counts = np.zeros((self.shape[0], 2), dtype=np.int64)
-        _kernels.pulsed_update(self._w, self._wa, self._cells, type(self.device).model, self._shape_params,
-                               cyc, self._kernel_cfg(np.sign(lr), counter0), counts)
-        self._counters["pulses_full"] += int(counts[:, 0].sum())
-        self._counters["pulses_half"] += int(counts[:, 1].sum())
+        self._warned_resolution = True
+        k = abs(lr) * (np.abs(xb).max(axis=1) * np.abs(db).max(axis=1)).max() / self.device.dw_min
+        warnings.warn(
+            f"Crossbar.update applied no pulse: under {type(self.pulses).__name__} the largest expected "
+            f"pulse count |lr| max|x| max|d| / dw_min = {k:.3g} rounds every train to zero slots (the "
+            f"change asked for is below the device's resolution dw_min = {self.device.dw_min:g}). Raise "
+            f"lr or use pulses.Stochastic(), whose trains are unbiased at any lr. (Warned once per tile.)",
+            RuntimeWarning, stacklevel=3)
 
     def pulse(self, rows, cols, n) -> None:
         """Single-device pulses, applied in order: ``n[k]`` pulses on cell ``(rows[k], cols[k])``,

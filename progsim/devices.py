@@ -5,14 +5,24 @@ the tile's seed (device-to-device variation, "dtod"); the generic pulse kernel d
 cycle-to-cycle noise of each pulse ("std") and calls the device's step function, which
 numba specialises per device.
 
-Per cell ``(i, j)`` (``xi`` standard normal, drawn once):
+Per cell ``(i, j)`` (each ``xi`` an independent standard normal, drawn once), as aihwkit 1.2.0
+draws them (``PulsedRPUDevice::populate`` with its default ``enforce_consistency``):
 
-* ``dw_ij = |dw_min * (1 + dw_min_dtod * xi)|``: a draw below zero is reflected, not clipped, so
-  no cell is dead and none is reversed (aihwkit's convention, so that floors compare; clipping
-  at 0 left ~0.1% of cells stuck, an error floor of ~2.7% on small targets);
-* ``ud_ij = up_down + up_down_dtod * xi``; ``dw_up = dw_ij (1 + ud_ij)``, ``dw_down = dw_ij (1 - ud_ij)``;
-* ``w_max_ij = w_max (1 + w_max_dtod * xi)`` clipped at >= 0, ``w_min_ij = w_min (1 + w_min_dtod * xi)``
-  clipped at <= 0, so that ``w_min_ij <= 0 <= w_max_ij`` (relative spreads, as in aihwkit).
+* ``gain_ij = 1 + dw_min_dtod * xi`` and ``r_ij = up_down_dtod * xi`` (additive, in ``dw_min`` units);
+* ``dw_up = |dw_min (gain_ij + min(up_down, 0) + r_ij)|``, ``dw_down = |dw_min (gain_ij - max(up_down, 0) - r_ij)|``:
+  ``up_down`` weakens one direction only (``up_down = 0.2``: up ``dw_min``, down ``0.8 dw_min``),
+  while ``r_ij`` moves the two directions apart symmetrically. A step drawn below zero is
+  reflected, not clipped, so no cell is dead and none is reversed (at the default
+  ``dw_min_dtod`` 0.3 that is ``P(xi < -1/0.3)``, about 0.043% of the directions);
+* ``w_max_ij = w_max (1 + w_max_dtod * xi)``, ``w_min_ij = w_min (1 + w_min_dtod * xi)``; a pair
+  drawn inverted (``w_min_ij > w_max_ij``) is swapped, then each bound is reflected to its side
+  of zero (``w_max_ij = |w_max_ij|``, ``w_min_ij = -|w_min_ij|``), so ``w_min_ij <= 0 <= w_max_ij``
+  and no draw collapses a cell's range. A unipolar device (``w_min = 0``) keeps
+  ``w_min_ij = 0`` except where ``w_max_ij`` draws below zero: that pair is swapped, and the cell
+  holds ``[w_max_ij, 0]`` (aihwkit's result, width kept).
+
+A cell with ``w_max_ij == w_min_ij`` (only from loaded or float32-underflowed parameters) is a
+dead cell: every step function returns 0 for it and the clip holds it at its bound.
 
 Each pulse moves a cell by ``step(w) * (1 + dw_min_std * xi)`` in its direction and clips the
 result to the cell's bounds. Write noise: the weight the periphery sees is the hidden weight
@@ -77,8 +87,8 @@ def constant_step(w, up, dw, w_max, w_min, p):
 @jit(inline="always")
 def linear_slopes(w_max, w_min, p):
     """A LinearStep cell's relative slopes ``(gamma_up / w_max, gamma_down / w_min)`` (0 at a
-    zero bound). The kernels compute them once per cell, before its pulses: the division then
-    leaves the dependency chain of successive pulses (SoftBounds ~10 -> ~7 ns a pulse)."""
+    zero bound). The kernels compute them once per cell, before its pulses, so that the
+    division leaves the dependency chain of successive pulses."""
     k_up = p[0] / w_max if w_max != 0.0 else 0.0
     k_down = p[1] / w_min if w_min != 0.0 else 0.0
     return k_up, k_down
@@ -100,8 +110,11 @@ def linear_step(w, up, dw, w_max, w_min, p):
 
 @jit(inline="always")
 def exp_step(w, up, dw, w_max, w_min, p):
-    # p = (A_up, A_down, gamma_up, gamma_down, a, b)
-    z = 2.0 * p[4] * w / (w_max - w_min) + p[5]
+    # p = (A_up, A_down, gamma_up, gamma_down, a, b); a zero-width cell is dead
+    span = w_max - w_min
+    if span <= 0.0:
+        return 0.0
+    z = 2.0 * p[4] * w / span + p[5]
     if up:
         f = 1.0 - p[0] * np.exp(p[2] * z)
     else:
@@ -111,8 +124,10 @@ def exp_step(w, up, dw, w_max, w_min, p):
 
 @jit(inline="always")
 def pow_step(w, up, dw, w_max, w_min, p):
-    # p = (gamma,)
+    # p = (gamma,); a zero-width cell is dead
     span = w_max - w_min
+    if span <= 0.0:
+        return 0.0
     r = (w_max - w) / span if up else (w - w_min) / span
     if r <= 0.0:
         return 0.0
@@ -122,10 +137,14 @@ def pow_step(w, up, dw, w_max, w_min, p):
 @jit(inline="always")
 def piecewise_step(w, up, dw, w_max, w_min, p):
     # p = (n_up, nodes_up..., n_down, nodes_down...); nodes evenly spaced over [w_min, w_max].
+    # A zero-width cell is dead.
+    span = w_max - w_min
+    if span <= 0.0:
+        return 0.0
     n_up = int(p[0])
     off = 1 if up else 2 + n_up
     n = n_up if up else int(p[1 + n_up])
-    x = (w - w_min) / (w_max - w_min) * (n - 1)
+    x = (w - w_min) / span * (n - 1)
     if x <= 0.0:
         return dw * p[off]
     if x >= n - 1:
@@ -200,21 +219,26 @@ class PulsedDevice:
         return True
 
     def draw_cells(self, shape, rng: np.random.Generator, dtype=np.float64) -> CellParams:
-        """Per-cell parameters drawn once (device-to-device variation)."""
-        dw = np.abs(self.dw_min * (1.0 + self.dw_min_dtod * rng.standard_normal(shape)))
-        ud = self.up_down + self.up_down_dtod * rng.standard_normal(shape)
-        w_max = np.maximum(self.w_max * (1.0 + self.w_max_dtod * rng.standard_normal(shape)), 0.0)
-        w_min = np.minimum(self.w_min * (1.0 + self.w_min_dtod * rng.standard_normal(shape)), 0.0)
-        return CellParams(
-            (dw * (1.0 + ud)).astype(dtype),
-            (dw * (1.0 - ud)).astype(dtype),
-            w_max.astype(dtype),
-            w_min.astype(dtype),
-        )
+        """Per-cell parameters drawn once (device-to-device variation), as aihwkit draws them:
+        steps ``|dw_min (1 + dw_min_dtod xi + min(up_down, 0) + up_down_dtod xi')|`` up and
+        ``|dw_min (1 + dw_min_dtod xi - max(up_down, 0) - up_down_dtod xi')|`` down; bounds
+        drawn relative to ``w_max``/``w_min``, an inverted pair swapped, then each reflected to
+        its side of zero (see the module docstring)."""
+        gain = 1.0 + self.dw_min_dtod * rng.standard_normal(shape)
+        r = self.up_down_dtod * rng.standard_normal(shape)
+        dw_up = np.abs(self.dw_min * (gain + min(self.up_down, 0.0) + r))
+        dw_down = np.abs(self.dw_min * (gain - max(self.up_down, 0.0) - r))
+        hi = self.w_max * (1.0 + self.w_max_dtod * rng.standard_normal(shape))
+        lo = self.w_min * (1.0 + self.w_min_dtod * rng.standard_normal(shape))
+        inverted = lo > hi
+        w_max = np.abs(np.where(inverted, lo, hi))
+        w_min = -np.abs(np.where(inverted, hi, lo))
+        return CellParams(dw_up.astype(dtype), dw_down.astype(dtype), w_max.astype(dtype), w_min.astype(dtype))
 
     def nominal_step(self, w, up: bool) -> float:
-        """Mean step magnitude of a nominal cell (no dtod, no noise) at state ``w``."""
-        dw = self.dw_min * (1.0 + self.up_down if up else 1.0 - self.up_down)
+        """Mean step magnitude of a nominal cell (no dtod, no noise) at state ``w``: ``up_down``
+        weakens one direction, as in :meth:`draw_cells`."""
+        dw = self.dw_min * (1.0 + min(self.up_down, 0.0) if up else 1.0 - max(self.up_down, 0.0))
         return float(type(self).step(float(w), bool(up), dw, float(self.w_max), float(self.w_min), self.shape_params))
 
 
@@ -384,7 +408,8 @@ class Piecewise(PulsedDevice):
 def reram_es() -> ExpStep:
     """ReRAM-like (HfO2 RRAM): ExpStep fit to Gong et al., Nat. Commun. 9, 2102 (2018), with
     the parameters of aihwkit's ``ReRamESPresetDevice``. Very noisy steps (``dw_min_std`` 5)
-    and large write noise (75 ``dw_min``), strong up/down asymmetry (0.26)."""
+    and large write noise (75 ``dw_min``), strong up/down asymmetry (``up_down`` 0.26: down steps
+    26% weaker than up steps)."""
     return ExpStep(dw_min=0.00135, up_down=0.259359, w_max=1.0, w_min=-1.0, a=-0.5, b=-0.5,
                    gamma_up=5.0, gamma_down=5.0, A_up=-1.18445, A_down=-0.081404,
                    dw_min_dtod=0.2, up_down_dtod=0.05, w_max_dtod=0.3, w_min_dtod=0.3,
@@ -431,7 +456,8 @@ def pcm_like() -> PowStep:
 
 
 def gokmen_vlasov() -> ConstantStep:
-    """ConstantStep of Gokmen & Vlasov, Front. Neurosci. 10, 333 (2016), range [-1, 1], 1200 states."""
+    """ConstantStep of Gokmen & Vlasov, Front. Neurosci. 10, 333 (2016), range [-1, 1], 1250 nominal steps
+    (``2 / dw_min``)."""
     return ConstantStep(dw_min=0.0016, dw_min_dtod=0.3, dw_min_std=0.3, up_down=0.0, up_down_dtod=0.01,
                         w_max=1.0, w_min=-1.0, w_max_dtod=0.3, w_min_dtod=0.3)
 

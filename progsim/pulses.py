@@ -3,12 +3,18 @@
 Notation per update cycle (one vector pair): ``x`` (columns, "x side"), ``d`` (rows),
 ``xmax = max|x|``, ``dmax = max|d|``, ``dw_min`` the device's nominal step.
 
-* BL management: ``BL = min(ceil(|lr| xmax dmax / dw_min), bl)`` (at least 1), else ``bl``.
-* ``A = B = sqrt(|lr| / (dw_min BL))``; update management: ``A *= sqrt(dmax/xmax)``,
-  ``B *= sqrt(xmax/dmax)``, which balances the two sides so both probabilities stay <= 1.
+* BL management: ``BL = min(ceil(k), bl)`` with ``k = |lr| xmax dmax / dw_min`` (the
+  expected pulses of the largest cell), else ``BL = bl``.
+* ``A = B = sqrt(|lr| / (dw_min BL))``; update management: ``A *= sqrt(dmax'/xmax)``,
+  ``B *= sqrt(xmax/dmax')``, which balances the two sides so both probabilities stay <= 1.
+  When the update saturates (``k > bl``) only the ``d`` side is shrunk: ``dmax' = dmax bl / k``
+  (else ``dmax' = dmax``), so column probabilities keep the proportions of ``x`` and the
+  largest reaches 1 while row probabilities clip at 1. This is aihwkit's
+  ``PulsedUpdateMetaParameter::performUpdateManagement`` (1.2.0), applied with ``|lr|``.
 * Column ``j`` fires in a slot with probability ``p_x = min(A |x_j|, 1)``, row ``i`` with
   ``p_d = min(B |d_i|, 1)``; a coincidence gives cell ``(i, j)`` one pulse in direction
-  ``-sign(lr d_i x_j)``. Then ``E[n_ij] dw_min = |lr d_i x_j|`` (Gokmen & Vlasov 2016).
+  ``-sign(lr d_i x_j)``. Then ``E[n_ij] dw_min = |lr d_i x_j|`` (Gokmen & Vlasov 2016) as long
+  as no probability clips.
 
 The schemes differ in how the trains are drawn:
 
@@ -117,25 +123,49 @@ class Cycles(NamedTuple):
     quad: np.ndarray  # (b, 4) bool, which sign quadrants run
 
 
+_FMAX = np.finfo(np.float64).max
+
+
+def _clipped(v: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``min(scale * v, 1)`` per cycle, finite for any finite ``v >= 0`` and ``scale >= 0``
+    (a scale beyond the float range saturates every line that has a non-zero value)."""
+    with np.errstate(over="ignore"):
+        return np.minimum(v * np.minimum(scale, _FMAX)[:, None], 1.0)
+
+
 def probabilities(scheme: _Trained, x: np.ndarray, d: np.ndarray, lr: float, dw_min: float):
-    """Firing probabilities and train lengths of each cycle (vectorised over the batch)."""
+    """Firing probabilities ``(p_x, p_d)`` and train lengths ``BL`` of each cycle (vectorised
+    over the batch; see the module docstring for the formulas, aihwkit's).
+
+    A cycle whose expected pulse count ``k`` is 0 (a zero input, a zero ``lr``, or a product
+    that underflows) gets ``BL = 0`` and does nothing. With update management the
+    probabilities are computed from ``x / xmax`` and ``d / dmax`` and ``sqrt(k / BL)``, which is
+    the formula above rearranged so that no intermediate overflows or divides by zero
+    for subnormal or huge (finite) maxima.
+    """
     ax, ad = np.abs(x), np.abs(d)
     xmax, dmax = ax.max(axis=1), ad.max(axis=1)
     alr = abs(lr)
-    active = (xmax > 0) & (dmax > 0) & (alr > 0)
-    xm = np.where(active, xmax, 1.0)
-    dm = np.where(active, dmax, 1.0)
+    with np.errstate(over="ignore", under="ignore"):
+        k = alr * xmax * dmax / dw_min
+    active = k > 0
     if scheme.bl_management:
-        bl = np.clip(np.ceil(alr * xm * dm / dw_min), 1, scheme.bl).astype(np.int64)
+        bl = np.clip(np.ceil(np.where(active, k, 1.0)), 1, scheme.bl).astype(np.int64)
     else:
         bl = np.full(x.shape[0], scheme.bl, dtype=np.int64)
-    a = np.sqrt(alr / (dw_min * bl))
-    b = a.copy()
     if scheme.update_management:
-        a = a * np.sqrt(dm / xm)
-        b = b * np.sqrt(xm / dm)
-    px = np.minimum(a[:, None] * ax, 1.0)
-    pd = np.minimum(b[:, None] * ad, 1.0)
+        xm = np.where(active, xmax, 1.0)[:, None]
+        dm = np.where(active, dmax, 1.0)[:, None]
+        saturated = k > scheme.bl
+        # unsaturated: p_x = sqrt(k/BL) x/xmax, p_d = sqrt(k/BL) d/dmax; saturated (BL = bl,
+        # dmax' = dmax bl/k): p_x = x/xmax, p_d = (k/bl) d/dmax.
+        root = np.sqrt(np.where(saturated, 1.0, np.where(active, k, 0.0) / bl))
+        px = _clipped(ax / xm, root)
+        pd = _clipped(ad / dm, np.where(saturated, k / scheme.bl, root))
+    else:
+        with np.errstate(over="ignore"):
+            a = np.sqrt(np.float64(alr) / dw_min / bl)
+        px, pd = _clipped(ax, a), _clipped(ad, a)
     bl = np.where(active, bl, 0)
     return px, pd, bl
 
