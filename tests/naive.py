@@ -123,14 +123,98 @@ def mean_count_cycle(device, cells, w, pd, px, d, x, lr, bl, mode, strength):
 
 
 def probabilities(x, d, lr, dw_min, bl_max, um=True, blm=True):
-    """Gokmen & Vlasov stochastic-pulse probabilities for one vector pair (DESIGN.md)."""
-    xmax, dmax = np.abs(x).max(), np.abs(d).max()
-    bl = min(math.ceil(abs(lr) * xmax * dmax / dw_min), bl_max) if blm else bl_max
-    bl = max(bl, 1)
-    a = b = math.sqrt(abs(lr) / (dw_min * bl))
+    """Firing probabilities ``(p_x, p_d)`` and ``BL`` of one vector pair, step by step as aihwkit
+    1.2.0's ``PulsedUpdateMetaParameter::performUpdateManagement`` computes them (with ``|lr|``).
+
+    aihwkit's ``B`` scales the x side and ``A`` the d side; when ``k > bl`` it shrinks the d
+    maximum by ``bl / k`` before balancing, so only rows saturate.
+    """
+    lr = abs(lr)
+    xmax, dmax = float(np.abs(x).max()), float(np.abs(d).max())
+    k = lr * xmax * dmax / dw_min
+    if k == 0:
+        return np.zeros(len(x)), np.zeros(len(d)), 0
+    bl = bl_max
+    if blm:
+        bl = min(math.ceil(k), bl_max)
+    a = b = math.sqrt(lr / (dw_min * bl))
     if um:
-        a, b = a * math.sqrt(dmax / xmax), b * math.sqrt(xmax / dmax)
-    return np.minimum(a * np.abs(x), 1.0), np.minimum(b * np.abs(d), 1.0), bl
+        d_val = dmax
+        if k > bl_max:
+            d_val *= bl_max / k
+        a *= math.sqrt(xmax / d_val)
+        b *= math.sqrt(d_val / xmax)
+    p_x = [min(b * abs(v), 1.0) for v in x]
+    p_d = [min(a * abs(v), 1.0) for v in d]
+    return np.array(p_x), np.array(p_d), bl
+
+
+# The counter-based streams of progsim._rng, written again with Python integers (SplitMix64,
+# Steele, Lea & Flood 2014), so that the naive trains take the same draws as the kernels'.
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_M1, _M2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+DOMAIN_ROW_TRAIN, DOMAIN_COL_TRAIN = 1, 2
+
+
+def _mix64(z):
+    z = ((z ^ (z >> 30)) * _M1) & _MASK
+    z = ((z ^ (z >> 27)) * _M2) & _MASK
+    return z ^ (z >> 31)
+
+
+def uniforms(key, counter, domain, line, n):
+    """The first ``n`` uniforms of the stream ``(key, counter, domain, line)``."""
+    h = _mix64(int(key) ^ _mix64((counter * _GOLDEN + domain) & _MASK))
+    state = _mix64((h + line * _M2 + _GOLDEN) & _MASK)
+    out = []
+    for _ in range(n):
+        state = (state + _GOLDEN) & _MASK
+        out.append((_mix64(state) >> 11) / 9007199254740992.0)
+    return out
+
+
+def stochastic_train(p, bl, key, counter, domain, line):
+    """Bernoulli train: slot ``k`` fires when the stream's ``k``-th uniform is below ``p``."""
+    if p <= 0 or bl == 0:
+        return 0
+    if p >= 1:
+        return (1 << bl) - 1
+    return sum(1 << k for k, u in enumerate(uniforms(key, counter, domain, line, bl)) if u < p)
+
+
+def deterministic_trains(p_x, p_d, bl, x_res, d_res):
+    """DeterministicImplicit: probabilities quantised to ``x_res``/``d_res``; row ``i`` fires in
+    its first ``round(q_d BL)`` slots, column ``j`` in ``n = round(q_x BL)`` slots spread evenly,
+    at ``floor((m + 1/2) BL / n)``."""
+    rows = []
+    for p in p_d:
+        n = min(round(round(p / d_res) * d_res * bl), bl)
+        rows.append((1 << n) - 1)
+    cols = []
+    for p in p_x:
+        n = min(round(round(p / x_res) * x_res * bl), bl)
+        cols.append(sum(1 << math.floor((m + 0.5) * bl / n) for m in range(n)))
+    return rows, cols
+
+
+def cycles(scheme, x, d, lr, dw_min, key, counter0):
+    """Per cycle ``b`` of a batch: ``(bl, p_x, p_d, row_trains, col_trains)`` (trains as ints;
+    MeanCount has none), from this module's probabilities and trains."""
+    out = []
+    for b in range(x.shape[0]):
+        p_x, p_d, bl = probabilities(x[b], d[b], lr, dw_min, scheme.bl, scheme.update_management,
+                                     scheme.bl_management)
+        name = type(scheme).__name__
+        if name == "Stochastic":
+            rows = [stochastic_train(p, bl, key, counter0 + b, DOMAIN_ROW_TRAIN, i) for i, p in enumerate(p_d)]
+            cols = [stochastic_train(p, bl, key, counter0 + b, DOMAIN_COL_TRAIN, j) for j, p in enumerate(p_x)]
+        elif name == "DeterministicImplicit":
+            rows, cols = deterministic_trains(p_x, p_d, bl, scheme.x_res, scheme.d_res)
+        else:
+            rows = cols = None
+        out.append((bl, p_x, p_d, rows, cols))
+    return out
 
 
 def mvm_perfect(w, x):

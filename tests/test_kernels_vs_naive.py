@@ -33,22 +33,21 @@ def _setup(device, scheme, mode, strength, seed=3, batch=3, shape=(5, 4)):
 
 
 def _naive_run(xb, x, d, lr):
-    """Replay the same trains with the naive model."""
+    """Replay the update with the naive model: its own probabilities (aihwkit's update
+    management, step by step) and its own trains (the same counter-based draws, rebuilt with
+    Python integers), so nothing of the production ``make_cycles`` is reused."""
     w = xb.weights.astype(np.float64)
     cells = xb.cells
-    cyc = make_cycles(xb.pulses, x, d, lr, xb.device.dw_min, xb._key, xb._counter)
     hs = xb.half_select
     totals = np.zeros(2, dtype=np.int64)
-    for b in range(x.shape[0]):
-        bl = int(cyc.bl[b])
+    cycles = naive.cycles(xb.pulses, x, d, lr, xb.device.dw_min, xb._key, xb._counter)
+    for b, (bl, p_x, p_d, rows, cols) in enumerate(cycles):
         if bl == 0:
             continue
         if xb.pulses.kind == pulses.KIND_MEAN_COUNT:
-            naive.mean_count_cycle(xb.device, cells, w, cyc.row_p[b], cyc.col_p[b], d[b], x[b], lr, bl,
-                                   hs.mode, hs.strength)
+            naive.mean_count_cycle(xb.device, cells, w, p_d, p_x, d[b], x[b], lr, bl, hs.mode, hs.strength)
             continue
-        totals += naive.update_cycle(xb.device, cells, w, cyc.row_bits[b], cyc.col_bits[b], d[b], x[b], lr, bl,
-                                     hs.mode, hs.strength)
+        totals += naive.update_cycle(xb.device, cells, w, rows, cols, d[b], x[b], lr, bl, hs.mode, hs.strength)
     return w, totals
 
 
@@ -137,3 +136,19 @@ def test_fast_and_general_kernels_take_the_same_steps_with_the_same_draws(name):
     np.testing.assert_array_equal(c_fast, c_gen)
     np.testing.assert_array_equal(w_fast, w_gen)
     assert not np.array_equal(w_fast, w0)
+
+
+@pytest.mark.parametrize("scheme", [pulses.Stochastic(bl=13), pulses.DeterministicImplicit(bl=13),
+                                    pulses.MeanCount(bl=13), pulses.Stochastic(bl=9, update_management=False),
+                                    pulses.Stochastic(bl=9, bl_management=False)],
+                         ids=["stochastic", "deterministic", "mean-count", "no-um", "no-blm"])
+def test_saturated_updates_equal_naive(scheme):
+    """lr 0.5 asks for ~25 pulses of the largest cell, beyond BL 13 (9): the saturated branch
+    of update management (only the d side shrinks), compared with the naive replay."""
+    xb, x, d = _setup(NOISELESS["constant"], scheme, "v2", 0.2, seed=5)
+    expected, totals = _naive_run(xb, x, d, 0.5)
+    xb.update(x, d, 0.5)
+    np.testing.assert_array_equal(xb.weights, expected)
+    if scheme.kind != pulses.KIND_MEAN_COUNT:
+        assert (xb.counters["pulses_full"], xb.counters["pulses_half"]) == tuple(totals)
+    assert xb.counters["pulses_full"] > 0
