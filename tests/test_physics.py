@@ -105,18 +105,20 @@ def test_v2_half_select_losses_match_the_design_count():
 
 
 def test_device_to_device_spreads_have_the_configured_std():
-    """Relative per-cell spreads of dw, up/down asymmetry and bounds equal the configured
-    dtod. The sample std of n normals has standard error sigma / sqrt(2 n); 5 of them allowed.
-    (Reflecting the 0.04% of dw draws below zero changes the std by < 1e-4 relative.)"""
-    dev = devices.ConstantStep(dw_min=0.002, dw_min_dtod=0.3, up_down=0.0, up_down_dtod=0.05,
+    """aihwkit's per-cell draws: ``(dw_up + dw_down) / (2 dw_min) = 1 + dw_min_dtod xi - |up_down|/2``
+    and ``(dw_up - dw_down) / (2 dw_min) = up_down/2 + up_down_dtod xi'`` (the spread of the
+    asymmetry is additive in dw_min units); bounds relative to their means. The sample std of
+    n normals has standard error sigma / sqrt(2 n), the mean sigma / sqrt(n); 5 of them allowed.
+    (The ~0.1% of step draws below zero, reflected, move the stds far less than that.)"""
+    dev = devices.ConstantStep(dw_min=0.002, dw_min_dtod=0.3, up_down=0.1, up_down_dtod=0.05,
                                w_max=0.6, w_min=-0.4, w_max_dtod=0.2, w_min_dtod=0.1)
     xb = Crossbar(200, 200, device=dev, seed=2)
     cells = xb.cells
     n = cells.dw_up.size
-    dw = (cells.dw_up + cells.dw_down) / 2
-    assert np.all(dw > 0)  # draws below zero are reflected: no dead cells
-    ud = (cells.dw_up - cells.dw_down) / (cells.dw_up + cells.dw_down)
-    for values, sigma, mean in ((dw / 0.002, 0.3, 1.0), (ud, 0.05, 0.0),
+    assert np.all(cells.dw_up > 0) and np.all(cells.dw_down > 0)  # reflected: no dead cells
+    gain = (cells.dw_up + cells.dw_down) / (2 * 0.002)
+    ud = (cells.dw_up - cells.dw_down) / (2 * 0.002)
+    for values, sigma, mean in ((gain, 0.3, 0.95), (ud, 0.05, 0.05),
                                 (cells.w_max / 0.6, 0.2, 1.0), (cells.w_min / -0.4, 0.1, 1.0)):
         assert abs(values.std() - sigma) < 5 * sigma / np.sqrt(2 * n)
         assert abs(values.mean() - mean) < 5 * sigma / np.sqrt(n)
