@@ -1,6 +1,7 @@
 """Crossbar contracts: validation, periphery, read-out, counters, determinism, saved state."""
 
 import dataclasses
+import warnings
 
 import numba
 import numpy as np
@@ -215,3 +216,86 @@ def test_presets_build_and_update(name):
     # preset (ReRAM, c2c std 5 dw) has a per-cell spread of ~0.2, so the mean must be < -0.2
     w = xb.hidden_weights
     assert np.isfinite(w).all() and w.mean() < -0.2
+
+
+# ----------------------------------------------------------------------------- noise scales
+
+
+def _write_noise_tile(path):
+    dev = devices.ConstantStep(dw_min=0.01, write_noise_std=2.0, dw_min_std=0.0, w_max=10.0, w_min=-10.0,
+                               w_max_dtod=0.0, w_min_dtod=0.0)
+    scheme = {"ideal": pulses.Ideal(), "ideal-device": pulses.IdealWithDevice(),
+              "general": pulses.MeanCount(bl=31)}.get(path, pulses.Stochastic(bl=31))
+    hs = HalfSelect("v2", strength=0.1) if path == "general-v2" else HalfSelect()
+    return Crossbar(40, 50, device=dev, pulses=scheme, half_select=hs, io=IO(is_perfect=True), seed=5)
+
+
+@pytest.mark.parametrize("path", ["set_weights", "ideal", "ideal-device", "fast", "general", "general-v2", "pulse"])
+def test_write_noise_has_the_configured_std(path):
+    """Every path that redraws write noise: the apparent weight of a touched cell is its hidden
+    weight plus ``write_noise_std * dw_min * xi`` (std 0.02 here). The tile starts with no
+    offsets, so the touched cells are those with one. Over n offsets the mean square estimates
+    the variance with relative standard error sqrt(2/n) (n >= 1000: < 4.5%); 5 of them are
+    allowed, so a std off by 25% or more (a tripled one by far) fails."""
+    tile = _write_noise_tile(path)
+    rng = np.random.default_rng(1)
+    x, d = rng.uniform(0.5, 1.0, (3, 50)), rng.uniform(0.5, 1.0, (3, 40))
+    if path == "set_weights":
+        tile.set_weights(np.full((40, 50), 0.3))
+    elif path == "pulse":
+        rows, cols = np.divmod(np.arange(40 * 50), 50)
+        tile.pulse(rows, cols, np.ones(rows.size, dtype=np.int64))
+    else:
+        tile.update(x, d, 0.2)
+    offset = tile.weights - tile.hidden_weights
+    touched = offset != 0
+    n = int(touched.sum())
+    assert n >= 1000
+    sigma2 = (2.0 * 0.01) ** 2
+    var = float((offset[touched] ** 2).mean())
+    assert abs(var / sigma2 - 1.0) < 5 * np.sqrt(2.0 / n)
+    assert abs(offset[touched].mean()) < 5 * np.sqrt(sigma2 / n)
+
+
+def test_weight_read_noise_has_the_configured_std():
+    """Weight read noise alone (no output noise, no converters): each output of ``forward(x)``
+    is off by ``w_noise ||x||_2 xi``, independently per output and read. Over n = 12000
+    normalised errors the sample variance has relative standard error sqrt(2/n) = 1.3%; 5 of
+    them allowed, so a tripled (or halved) w_noise fails."""
+    w_noise = 0.05
+    io = IO(w_noise=w_noise, out_noise=0.0, out_res=0.0, inp_res=0.0, bound_management="none")
+    tile = Crossbar(40, 30, io=io, seed=4)
+    rng = np.random.default_rng(2)
+    tile.set_weights(rng.uniform(-0.2, 0.2, (40, 30)))  # |W x / max|x|| <= 6: the ADC never clips
+    x = rng.uniform(-1, 1, (300, 30)) * rng.uniform(0.1, 3.0, (300, 1))
+    z = (tile.forward(x) - x @ tile.weights.T) / np.linalg.norm(x, axis=1, keepdims=True)
+    n = z.size
+    assert abs(z.var() / w_noise**2 - 1.0) < 5 * np.sqrt(2.0 / n)
+    assert abs(z.mean()) < 5 * w_noise / np.sqrt(n)
+    # independent per output: the mean over outputs of one read has variance w_noise^2 / 40
+    assert abs(z.mean(axis=1).var() / (w_noise**2 / 40) - 1.0) < 5 * np.sqrt(2.0 / 300)
+
+
+# ----------------------------------------------------------------------------- below resolution
+
+
+@pytest.mark.parametrize("kind", [pulses.DeterministicImplicit, pulses.MeanCount])
+def test_update_below_the_device_resolution_warns_once(kind):
+    """Issue 7: a pcm tile (dw_min 0.04) under a deterministic scheme at lr 0.01 applied no
+    pulse in 160 cycles without a word. Inputs within 0.8: every firing probability is at most
+    sqrt(0.01 * 0.64 / 0.04) = 0.4 of one slot, which rounds to no slot. The first such update
+    warns, later ones of the same tile do not; Stochastic trains at the same lr do pulse."""
+    rng = np.random.default_rng(0)
+    x, d = rng.uniform(-0.8, 0.8, (160, 8)), rng.uniform(-0.8, 0.8, (160, 8))
+    tile = Crossbar(8, 8, device=devices.preset("pcm"), pulses=kind(), seed=0)
+    with pytest.warns(RuntimeWarning, match="applied no pulse.*below the device's resolution") as record:
+        tile.update(x, d, 0.01)
+    assert len(record) == 1 and tile.counters["pulses_full"] == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tile.update(x, d, 0.01)  # once per tile
+        stochastic = Crossbar(8, 8, device=devices.preset("pcm"), pulses=pulses.Stochastic(), seed=0)
+        stochastic.update(x, d, 0.01)
+        kind_big = Crossbar(8, 8, device=devices.preset("pcm"), pulses=kind(), seed=0)
+        kind_big.update(x, d, 1.0)  # large enough to pulse: no warning
+    assert stochastic.counters["pulses_full"] > 0 and kind_big.counters["pulses_full"] > 0
