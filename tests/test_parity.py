@@ -13,15 +13,9 @@ import pytest
 
 import naive
 from progsim import Crossbar, IO, devices, pulses
+from test_physics import _flat_constant
 
 PERFECT = IO(is_perfect=True)
-
-
-def _flat_constant(**kw):
-    base = dict(dw_min=1e-3, dw_min_dtod=0.0, dw_min_std=0.0, up_down=0.0, up_down_dtod=0.0,
-                w_max=100.0, w_min=-100.0, w_max_dtod=0.0, w_min_dtod=0.0)
-    base.update(kw)
-    return devices.ConstantStep(**base)
 
 
 # ----------------------------------------------------------------------------- update management
@@ -204,3 +198,35 @@ def test_side_by_side_bound_draws_with_aihwkit():
         se = np.hypot(np.abs(t).std(), np.abs(mine).std()) / np.sqrt(t.size)
         assert abs(np.abs(t).mean() - np.abs(mine).mean()) < 5 * se
     assert np.all(theirs["max_bound"] >= 0) and np.all(theirs["min_bound"] <= 0)
+
+
+def test_side_by_side_saturated_update_with_aihwkit():
+    """aihwkit's own tile repeats one saturated cycle (lr 0.1, k up to ~100 > BL 31) on a
+    noiseless, unbounded ConstantStep; its mean change per cell equals the expectation from
+    aihwkit's update management, as ours does (test above). ``dw_min = 2^-10`` keeps aihwkit's
+    float32 sums exact; per cell 5 standard errors ``dw_min sqrt(BL q (1 - q) / N)``."""
+    pytest.importorskip("aihwkit")
+    import torch
+    from aihwkit.simulator.configs import ConstantStepDevice, SingleRPUConfig
+    from aihwkit.simulator.tiles.analog import AnalogTile
+
+    rows, cols, n_cycles, lr, dw = 16, 12, 1500, 0.1, 2.0**-10
+    rng = np.random.default_rng(3)
+    x, d = rng.uniform(-1, 1, cols), rng.uniform(-1, 1, rows)
+    x[np.argmax(np.abs(x))] = 1.0
+    d[np.argmax(np.abs(d))] = 1.0
+    dev = ConstantStepDevice(dw_min=dw, dw_min_dtod=0.0, dw_min_std=0.0, up_down_dtod=0.0, w_max=100.0,
+                             w_min=-100.0, w_max_dtod=0.0, w_min_dtod=0.0)
+    cfg = SingleRPUConfig(device=dev)
+    cfg.update.desired_bl = 31
+    tile = AnalogTile(rows, cols, cfg)
+    tile.set_learning_rate(lr)
+    tile.set_weights(torch.zeros(rows, cols))
+    tile.update(torch.tensor(np.tile(x, (n_cycles, 1)), dtype=torch.float32),
+                torch.tensor(np.tile(d, (n_cycles, 1)), dtype=torch.float32))
+    mean = tile.get_weights()[0].numpy().astype(np.float64) / n_cycles
+    p_x, p_d, bl = naive.probabilities(x, d, lr, dw, 31)
+    q = np.outer(p_d, p_x)
+    expected = -np.sign(np.outer(d, x)) * bl * q * dw
+    se = dw * np.sqrt(bl * q * (1 - q) / n_cycles)
+    assert np.all(np.abs(mean - expected) <= 5 * se + 1e-6)  # 1e-6: float32 inputs, q = 1 cells
