@@ -164,7 +164,7 @@ def probabilities(scheme: _Trained, x: np.ndarray, d: np.ndarray, lr: float, dw_
         pd = _clipped(ad / dm, np.where(saturated, k / scheme.bl, root))
     else:
         with np.errstate(over="ignore"):
-            a = np.sqrt(np.float64(alr) / dw_min / bl)
+            a = np.sqrt(alr / (dw_min * bl))
         px, pd = _clipped(ax, a), _clipped(ad, a)
     bl = np.where(active, bl, 0)
     return px, pd, bl
