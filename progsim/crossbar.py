@@ -204,7 +204,11 @@ class Crossbar:
         """Pulsed update: in expectation ``W <- W - lr * sum_b outer(d_b, x_b)``.
 
         ``x`` (batch, in) or (in,), ``d`` (batch, out) or (out,); each batch row is one update
-        cycle, applied in order.
+        cycle, applied in order. An exact (unpulsed) update whose increment or result would
+        overflow raises ValueError and leaves the tile as it was. Under a deterministic scheme
+        (MeanCount, DeterministicImplicit) an update whose trains all round to zero slots, below
+        the device's resolution, applies no pulse: the first such update of a tile warns
+        (RuntimeWarning).
         """
         xb, _ = self._batch(x, "x", self.shape[1], "update")
         db, _ = self._batch(d, "d", self.shape[0], "update")
