@@ -41,8 +41,8 @@ _POS = Interval(0.0, None, closed="neither")
 
 def _weight(weight, owner: str) -> torch.Tensor:
     if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
-        raise TypeError(f"The 'weight' parameter of {owner} must be a floating-point torch.Tensor. "
-                        f"Got {type(weight).__name__}{'' if not isinstance(weight, torch.Tensor) else ' of ' + str(weight.dtype)} instead.")
+        got = f"a tensor of {weight.dtype}" if isinstance(weight, torch.Tensor) else type(weight).__name__
+        raise TypeError(f"The 'weight' parameter of {owner} must be a floating-point torch.Tensor. Got {got} instead.")
     return weight
 
 

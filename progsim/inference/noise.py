@@ -159,7 +159,8 @@ class NoiseModel(ABC):
         """The state of weights already written by other means (a pulsed programming run).
 
         ``weights`` become conductance pairs without programming noise, with the scale of
-        ``target`` (the weights that were aimed at; ``weights`` themselves when None), and the
+        ``target`` (the weights that were aimed at; ``weights`` themselves when None; entries
+        beyond the target's range clip at ``g_max``), and the
         drift exponents are drawn from the mapped ``target``: a device drifts with the
         statistics of the conductance it was programmed to.
         """
