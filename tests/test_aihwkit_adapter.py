@@ -122,6 +122,7 @@ def test_nominal_configs_follow_the_rpu_config(aihwkit):
     assert (tile.device.dw_min, tile.device.w_max, tile.device.w_min) == (0.002, 0.8, -0.8)
     assert isinstance(tile.pulses, progsim.pulses.Stochastic) and tile.pulses.bl == 15
     assert tile.io.out_noise == 0.02 and tile.half_select.mode == "none"
+    assert cfg.device.construction_seed == 0  # the tile got a copy; the caller's config is untouched
 
 
 def test_aihwkit_update_moves_weights_along_minus_lr_d_x(aihwkit):

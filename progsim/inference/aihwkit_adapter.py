@@ -35,6 +35,8 @@ adapter's own random read inputs and, in :meth:`create`, the device-to-device dr
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from progsim import devices as _devices
@@ -162,7 +164,8 @@ class AihwkitTile:
         ``ConstantStepDevice`` at aihwkit's defaults) and wrap it.
 
         ``seed`` also sets the device's ``construction_seed`` (``seed + 1``: aihwkit reads
-        0 as "from the clock"), which fixes the device-to-device draws.
+        0 as "from the clock"), which fixes the device-to-device draws; the tile gets a
+        copy of ``rpu_config``, the caller's stays as it was.
         """
         from aihwkit.simulator.configs import ConstantStepDevice, SingleRPUConfig
         from aihwkit.simulator.tiles.analog import AnalogTile
@@ -170,8 +173,7 @@ class AihwkitTile:
         for name, value in (("out_size", out_size), ("in_size", in_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise param_error("AihwkitTile.create", name, "an int >= 1", value)
-        if rpu_config is None:
-            rpu_config = SingleRPUConfig(device=ConstantStepDevice())
+        rpu_config = SingleRPUConfig(device=ConstantStepDevice()) if rpu_config is None else copy.deepcopy(rpu_config)
         if hasattr(rpu_config, "device") and hasattr(rpu_config.device, "construction_seed"):
             rpu_config.device.construction_seed = int(seed) + 1
         return cls(AnalogTile(int(out_size), int(in_size), rpu_config), seed=seed)
