@@ -340,3 +340,34 @@ def test_bad_parameters_raise_in_the_project_shape():
         M.add_gaussian(np.ones(2), 0.1)
     with pytest.raises(ValueError, match=r"The 'std' parameter of mult_gaussian must be >= 0"):
         M.mult_gaussian(torch.ones(2), -0.1)
+
+
+# --------------------------------------------------------------------------- against aihwkit
+
+
+@pytest.mark.parametrize("g_target", [25.0, 6.0, 0.3])
+def test_pcm_statistics_match_aihwkits_model(g_target):
+    """Two samples, ours and aihwkit 1.2's PCMLikeNoiseModel: same means and stds at each stage
+    (differences within Z standard errors of the difference of two independent estimates)."""
+    pytest.importorskip("aihwkit")
+    from aihwkit.inference.noise.pcm import PCMLikeNoiseModel
+
+    n = 100_000
+    theirs = PCMLikeNoiseModel()
+    ours = PCMLikeNoise()
+    rng = np.random.default_rng()
+    g = np.full(n, g_target)
+    gt = torch.full((n,), g_target, dtype=torch.float64)
+    stages_ours, stages_theirs = [], []
+    g_prog = ours.apply_programming_noise(g, rng)
+    nu = ours.generate_drift_coefficients(g, rng)
+    stages_ours += [g_prog, nu, ours.apply_drift_noise(g_prog, nu, DAY, rng)]
+    tg_prog = theirs.apply_programming_noise_to_conductance(gt)
+    tnu = theirs.generate_drift_coefficients(gt)
+    stages_theirs += [t.numpy() for t in (tg_prog, tnu, theirs.apply_drift_noise_to_conductance(tg_prog, tnu, DAY))]
+    for a, b in zip(stages_ours, stages_theirs):
+        se_mean = math.sqrt(a.var() / n + b.var() / n)
+        assert abs(a.mean() - b.mean()) <= Z * se_mean
+        # std of a sample std ~ sigma sqrt((kurtosis - 1) / 4n): use the sample's fourth moment
+        se_std = math.sqrt(sum((((x - x.mean()) ** 4).mean() - x.var() ** 2) / (4 * n * x.var()) for x in (a, b)))
+        assert abs(a.std() - b.std()) <= Z * se_std
