@@ -133,9 +133,11 @@ class NoiseModel(ABC):
         w_max = self.w_max if self.w_max is not None else float(np.abs(w).max(initial=0.0))
         span = self.g_max - self.g_min
         scale = span / w_max if w_max > 0 else span  # an all-zero matrix maps to g_min
-        scaled = w * scale
-        return Conductances(np.clip(scaled, 0.0, span) + self.g_min, np.clip(-scaled, 0.0, span) + self.g_min,
-                            float(scale))
+        return Conductances(*self._pair(w * scale), float(scale))
+
+    def _pair(self, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        span = self.g_max - self.g_min
+        return np.clip(scaled, 0.0, span) + self.g_min, np.clip(-scaled, 0.0, span) + self.g_min
 
     def to_weights(self, g_plus, g_minus, scale: float) -> np.ndarray:
         """Weights read from a pair: ``(g_plus - g_minus) / scale``."""
@@ -168,10 +170,7 @@ class NoiseModel(ABC):
         rng = as_generator(rng, owner)
         w = check_array(weights, "weights", owner)
         ref = self.to_conductances(w if target is None else check_array(target, "target", owner, shape=w.shape))
-        scaled = w * ref.scale
-        span = self.g_max - self.g_min
-        g_plus = np.clip(scaled, 0.0, span) + self.g_min
-        g_minus = np.clip(-scaled, 0.0, span) + self.g_min
+        g_plus, g_minus = self._pair(w * ref.scale)
         return ProgrammedState(g_plus, g_minus, self.generate_drift_coefficients(ref.g_plus, rng),
                                self.generate_drift_coefficients(ref.g_minus, rng), ref.scale)
 
