@@ -17,6 +17,13 @@ g_min) + g_min`` and ``g- = clip(-W scale, 0, g_max - g_min) + g_min``: one devi
 pair carries the weight, the other rests at ``g_min``, and weights beyond ``+-w_max``
 (possible only with a fixed ``w_max``) are clipped to ``g_max``.
 
+:class:`ProgrammedState` keeps the programmed conductances themselves, and drift and read
+noise act on both devices of each pair. (aihwkit's ``InferenceTile.drift_weights`` instead
+maps the programmed *weights* back to one conductance per cell, scaled by the noisy
+matrix's ``max|W|``, before drifting: what programming noise leaves on the idle device of
+a pair, up to ~0.26 uS in the PCM model, merges into the other device instead of drifting
+with its own exponent.)
+
 Arrays are NumPy (float64); randomness comes from an explicit ``numpy.random.Generator``
 (an int seed is accepted and turned into one). Times are in seconds after programming
 ends, ``t >= 0``.
