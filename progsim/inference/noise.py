@@ -20,9 +20,9 @@ pair carries the weight, the other rests at ``g_min``, and weights beyond ``+-w_
 :class:`ProgrammedState` keeps the programmed conductances themselves, and drift and read
 noise act on both devices of each pair. (aihwkit's ``InferenceTile.drift_weights`` instead
 maps the programmed *weights* back to one conductance per cell, scaled by the noisy
-matrix's ``max|W|``, before drifting: what programming noise leaves on the idle device of
-a pair (a clipped normal of std 0.26 uS in the PCM model) merges into the other device instead of drifting
-with its own exponent.)
+matrix's ``max|W|``, before drifting: what programming noise leaves on the idle device
+of a pair (a normal of std 0.26 uS clipped at 0, in the PCM model) merges into the other
+device instead of drifting with its own exponent.)
 
 Arrays are NumPy (float64); randomness comes from an explicit ``numpy.random.Generator``
 (an int seed is accepted and turned into one). Times are in seconds after programming
