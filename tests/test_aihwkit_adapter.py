@@ -150,3 +150,16 @@ def test_progsim_algorithms_program_an_aihwkit_tile(aihwkit, key, options):
     first, last = res.table.err_fro.iloc[0], res.final.err_fro
     assert last < 0.5 * first, (key, first, last)
     assert res.final.update_cycles > 0 and res.final.reads > 0
+
+
+def test_study_script_runs(aihwkit, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "studies"))
+    import aihwkit_adapter as study
+
+    table = study.main([str(tmp_path), "--size", "8", "--quick", "--only", "one-shot"])  # the cheapest run
+    assert set(table.algorithm) == {"one-shot"} and set(table.tile) == {"aihwkit (adapter)", "progsim"}
+    assert (table.err_fro < table.err_first).all()  # every run lowers the error from the zero state
+    assert (tmp_path / "aihwkit_adapter.parquet").exists()
