@@ -31,35 +31,15 @@ import math
 import numpy as np
 
 from progsim import pulses as _pulses
+from progsim.halfselect import QUADRANTS
+from progsim.periphery import output_noise_var
+from progsim.programming import nominal as _nominal
+from progsim.programming.nominal import dw_min, max_step, nominal
 
-_QUADRANTS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+__all__ = ["change_variance", "dw_min", "expected_change", "expected_disturb", "max_step", "nominal",
+           "read_cell_std", "read_noise_var"]
 
-
-def nominal(tile, config: str, name: str, default: float = math.nan) -> float:
-    """A nominal scalar of one of the tile's public configs, or ``default``."""
-    value = getattr(getattr(tile, config, None), name, None)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def dw_min(tile) -> float:
-    """The nominal device step (1e-3, the design's default, when the tile does not say)."""
-    return nominal(tile, "device", "dw_min", 1e-3)
-
-
-def max_step(tile) -> float:
-    """Largest change one update cycle can give one cell: ``bl * dw_min`` (inf if unpulsed)."""
-    scheme = getattr(tile, "pulses", None)
-    if scheme is None or not getattr(scheme, "pulsed", False):
-        return math.inf
-    return float(scheme.bl) * dw_min(tile)
-
-
-def _pulsed(tile):
-    scheme = getattr(tile, "pulses", None)
-    return scheme if scheme is not None and getattr(scheme, "pulsed", False) else None
+_pulsed = _nominal.pulse_scheme
 
 
 def expected_change(tile, x, d, lr: float) -> np.ndarray:
@@ -86,7 +66,7 @@ def expected_disturb(tile, x, d, lr: float) -> np.ndarray:
     for c in range(x2.shape[0]):
         if bl[c] == 0:
             continue
-        for s, t in _QUADRANTS:
+        for s, t in QUADRANTS:
             rows, cols = sd[c] == s, sx[c] == t
             if not (rows.any() and cols.any()):
                 continue
@@ -110,25 +90,10 @@ def change_variance(tile, change: np.ndarray) -> np.ndarray:
 
 
 def read_noise_var(tile, x) -> np.ndarray:
-    """Predicted variance of each output of ``forward(x)`` from the nominal periphery.
-
-    Output noise and ADC rounding are added after noise management divides the input by
-    ``max|x|``, so they scale with ``max|x|^2``; weight noise with ``||x||^2``; DAC rounding
-    is neglected. Zero for a perfect periphery (tiles without ``io``: the design's defaults).
-    """
-    x2 = np.atleast_2d(x)
-    io = getattr(tile, "io", None)
-    if io is not None and io.is_perfect:
-        return np.zeros(x2.shape[0])
-    out_noise = nominal(tile, "io", "out_noise", 0.06)
-    out_res = nominal(tile, "io", "out_res", 1 / 510)
-    out_bound = nominal(tile, "io", "out_bound", 12.0)
-    w_noise = nominal(tile, "io", "w_noise", 0.0)
-    abs_max = getattr(io, "noise_management", "abs_max") == "abs_max"
-    scale = np.abs(x2).max(axis=1) if abs_max else np.ones(x2.shape[0])
-    adc = (out_res if out_res <= 1 else 1 / out_res) * 2 * out_bound
-    var = scale**2 * (out_noise**2 + adc**2 / 12)
-    return var + w_noise**2 * (x2**2).sum(axis=1)
+    """Predicted variance of each output of ``forward(x)``: the nominal periphery's
+    :func:`progsim.periphery.output_noise_var` (the design's default ``IO()`` for tiles
+    without ``io``)."""
+    return output_noise_var(_nominal.io(tile), x)
 
 
 def read_cell_std(tile, method: str, over_sampling: int) -> float:

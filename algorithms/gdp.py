@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from progsim.program import Interval, Options, OrNone, Step, check_options, option
+from progsim.programming import Interval, Options, OrNone, Step, check_options, option
 
 POSITIVE_OR_NONE = OrNone(Interval(0.0, None, closed="neither"))
 

@@ -18,8 +18,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from algorithms import _model, _reads
-from progsim.program import Boolean, Interval, Options, Step, check_options, option
+from . import _model, _reads
+from progsim.programming import Boolean, Interval, Options, Step, check_options, option
 
 
 @dataclass(frozen=True)

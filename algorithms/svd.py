@@ -23,7 +23,7 @@ top component of an array with a few stuck cells is the stuck cells, every itera
 
 ``svd-hs`` plans the same component but predicts the half-selection disturb of the tile's
 scheme from its nominal configuration (``tile.half_select``, ``tile.pulses``,
-``tile.device.dw_min``; never per-cell state), see :mod:`algorithms._model`:
+``tile.device.dw_min``; never per-cell state), see :mod:`progsim_algorithms._model`:
 
 * V/2 bias on a mixed-sign rank-one update shrinks every cell's change by about
   ``2 strength prob`` (the half-pulses of its own quadrant and of the two quadrants sharing
@@ -45,8 +45,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from algorithms import _model, _reads
-from progsim.program import Interval, Options, OrNone, Step, check_options, option
+from . import _model, _reads
+from progsim.programming import Interval, Options, OrNone, Step, check_options, option
 
 POSITIVE_OR_NONE = OrNone(Interval(0.0, None, closed="neither"))
 

@@ -16,8 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from algorithms import _model, _reads
-from progsim.program import Interval, Options, OrNone, Step, check_options, option
+from . import _model, _reads
+from progsim.programming import Interval, Options, OrNone, Step, check_options, option
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-import algorithms
-from algorithms import _model, _reads
-from algorithms.kalman import Kalman, _FilteredTile
+import progsim_algorithms
+from progsim_algorithms import _model, _reads
+from progsim_algorithms.kalman import Kalman, _FilteredTile
 from progsim import Crossbar, HalfSelect, IO, devices, pulses
-from progsim.program import Boolean, Options, algorithms_available, get_algorithm, program
+from progsim.programming import Boolean, Options, algorithms_available, get_algorithm, program
 
 ROWS, COLS = 32, 24
 _rng = np.random.default_rng(2024)
@@ -64,7 +64,7 @@ def _options(key):
                 yield owner.name, f.name, f.metadata["constraint"]
 
 
-@pytest.mark.parametrize("key", [k for k in algorithms_available() if k in algorithms.BUILTIN])
+@pytest.mark.parametrize("key", [k for k in algorithms_available() if k in progsim_algorithms.BUILTIN])
 def test_every_option_is_validated_with_its_name(key):
     for owner, option, constraint in _options(key):
         for bad in _bad_values(constraint):
@@ -121,7 +121,7 @@ def test_expected_disturb_matches_the_crossbar_on_average(mode, signs):
 
 def test_svd_hs_gain_undoes_the_v2_shrink():
     """On a mixed-sign component V/2 shrinks the change by 2 strength prob; svd-hs's gain undoes it."""
-    from algorithms.svd import SVDHalfSelect
+    from progsim_algorithms.svd import SVDHalfSelect
 
     rng = np.random.default_rng(3)
     u = rng.normal(size=ROWS); u /= np.linalg.norm(u)
