@@ -108,3 +108,30 @@ def read_cell_std(tile, method: str, over_sampling: int) -> float:
     # inverse-Wishart fit variance 1 / (N - n - 1), taken as 1 / n when N = n
     unit = read_noise_var(tile, np.ones((1, 1)))[0]
     return float(np.sqrt(unit * 2 * np.log(max(n, 2)) / max(over_sampling * n - n - 1, n)))
+
+
+MAX_OVER_SAMPLING = 64
+
+
+def read_plan(tile, read: str | None, over_sampling: int | None) -> tuple[str, int]:
+    """The read design and over-sampling to use: the ones given, or derived from the nominal tile.
+
+    * ``read=None``: ``"eye"`` for a perfect periphery (exact, ``n`` vectors), else
+      ``"hadamard"`` (+-1 inputs use the DAC's full range, and each cell's estimate has the
+      output variance divided by the number of vectors, ``n`` times less than one-hot reads
+      of the same count);
+    * ``over_sampling=None``: the smallest ``k`` whose cell standard deviation
+      (:func:`read_cell_std`) is at most one nominal step ``dw_min``, so a read resolves the
+      step writes are made of; at most ``MAX_OVER_SAMPLING``.
+    """
+    method = read if read is not None else ("eye" if _nominal.io(tile).is_perfect else "hadamard")
+    if over_sampling is not None:
+        return method, int(over_sampling)
+    ratio = read_cell_std(tile, method, 1) / dw_min(tile)
+    return method, int(min(max(math.ceil(ratio * ratio - 1e-9), 1), MAX_OVER_SAMPLING))
+
+
+def noise_edge(shape: tuple[int, int], cell_std: float) -> float:
+    """Largest singular value of an (m, n) matrix of independent noise of ``cell_std``:
+    ``cell_std (sqrt(m) + sqrt(n))`` (the Marchenko-Pastur edge)."""
+    return float(cell_std * (math.sqrt(shape[0]) + math.sqrt(shape[1])))

@@ -34,7 +34,7 @@ import numpy as np
 from . import _model, _reads
 from .gdp import GDP, GDPBatched
 from .svd import SVD, SVDHalfSelect
-from progsim.programming import Interval, OrNone, Step, check_known, check_options, option
+from progsim.programming import DEFAULT_MAX_ITER, Interval, OrNone, Step, check_known, check_options, option
 
 _TINY = 1e-30
 
@@ -131,6 +131,11 @@ class Kalman:
         if not callable(getattr(self.inner, "program", None)):
             raise ValueError(f"The 'inner' parameter of Kalman must be an algorithm object. Got {self.inner!r} instead.")
         check_options(self)
+
+    @property
+    def max_iter(self) -> int:
+        """The inner algorithm's suggested run length (``program()``'s default when it has none)."""
+        return getattr(self.inner, "max_iter", DEFAULT_MAX_ITER)
 
     @property
     def name(self) -> str:

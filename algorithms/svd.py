@@ -5,14 +5,26 @@ apply it as one rank-one pulsed update ``update(v sqrt(s), u sqrt(s), 1)``, whos
 change is ``-s u v^T``. Between reads the algorithm keeps its own prediction of the error
 (``E`` minus the expected changes applied) and decomposes that: ``k = 1`` re-reads before
 every update, ``k = K`` every ``K`` updates (the next components of the same read),
-``k = None`` reads and decomposes once and ends when the predicted error has no component
-left that moves a cell by half a nominal step.
+``k = None`` (the default) when the predicted error has no component left worth applying.
+
+A component is worth applying when it moves some cell by half a nominal step
+(``s max|u| max|v| >= dw_min / 2``) and stands above the read noise, ``s >
+sigma (sqrt(m) + sqrt(n))``, the largest singular value of an ``m x n`` matrix of
+independent read errors of the nominal cell standard deviation ``sigma``
+(:func:`progsim_algorithms._model.read_cell_std`); below it a component cannot be told
+from noise.
 
 A component whose largest cell change ``s max|u| max|v|`` exceeds what one cycle can give,
 ``bl * dw_min`` (nominal), is split into ``c`` identical cycles of ``s / c`` each, so that
 no firing probability saturates and the expected change stays ``-s u v^T``. ``step`` scales
 the component (``1`` removes it; below 1 damps noisy reads). The run ends by itself when a
-fresh read has no component worth half a step, or its error is at or below ``observed_tol``.
+fresh read has no component worth applying, or its error is at or below ``observed_tol``.
+
+Defaults derived from the tile's nominal configuration
+(:func:`progsim_algorithms._model.read_plan`): ``read`` is ``"hadamard"`` on a noisy
+periphery (``"eye"`` on a perfect one), ``over_sampling`` the smallest that brings a cell's
+read standard deviation down to one ``dw_min``; ``k`` (None) re-reads when the read's
+components are spent; the split into cycles follows ``bl * dw_min``.
 
 Cells that do not respond are left alone: between reads the algorithm adds up the change
 it pushed on each cell; once that sum exceeds ``stuck_after`` nominal steps plus four read
@@ -86,9 +98,10 @@ class SVD:
     """``svd``: apply the top singular component of the observed error, one per iteration."""
 
     name: ClassVar[str] = "svd"
-    k: int | None = option(1, OrNone(Interval(1, None, integral=True)))
-    read: str = option("eye", Options(*_reads.METHODS))
-    over_sampling: int = option(1, Interval(1, None, integral=True))
+    max_iter: ClassVar[int] = 1500  # the run length program() gives it by default
+    k: int | None = option(None, OrNone(Interval(1, None, integral=True)))
+    read: str | None = option(None, OrNone(Options(*_reads.METHODS)))
+    over_sampling: int | None = option(None, OrNone(Interval(1, None, integral=True)))
     step: float = option(1.0, Interval(0.0, 2.0, closed="neither"))
     observed_tol: float | None = option(None, POSITIVE_OR_NONE)
     stuck_after: float | None = option(10.0, OrNone(Interval(0.0, None, closed="neither")))
@@ -100,13 +113,16 @@ class SVD:
     def program(self, tile, target):
         rng = np.random.default_rng(self.seed)
         norm = float(np.linalg.norm(target)) or 1.0
+        read, over_sampling = _model.read_plan(tile, self.read, self.over_sampling)
+        read_std = _model.read_cell_std(tile, read, over_sampling)
         resolution = 0.5 * _model.dw_min(tile)
-        stuck = _StuckCells(tile, self.stuck_after, _model.read_cell_std(tile, self.read, self.over_sampling))
+        noise_sv = _model.noise_edge(tile.shape, read_std)
+        stuck = _StuckCells(tile, self.stuck_after, read_std)
         predicted, since_read, err_obs = None, 0, math.nan
         while True:
             fresh = predicted is None or (self.k is not None and since_read >= self.k)
             if fresh:
-                w = _reads.read(tile, self.read, self.over_sampling, rng)
+                w = _reads.read(tile, read, over_sampling, rng)
                 stuck.observe(w)
                 predicted = w - target
                 since_read = 0
@@ -115,8 +131,8 @@ class SVD:
                     return
             u, s, vt = np.linalg.svd(stuck.mask(predicted), full_matrices=False)
             s, u, v = float(s[0]), u[:, 0], vt[0]
-            if s * np.abs(u).max() * np.abs(v).max() < resolution:
-                if fresh or self.k is None:
+            if s <= noise_sv or s * np.abs(u).max() * np.abs(v).max() < resolution:
+                if fresh:
                     return
                 predicted = None  # the prediction is spent: read again
                 continue

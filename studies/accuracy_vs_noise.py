@@ -39,9 +39,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-import algorithms  # noqa: E402,F401  (registers the built-ins in a source tree)
+import progsim_algorithms  # noqa: E402,F401  (registers the built-ins in a source tree)
 from progsim import Crossbar, HalfSelect, IO, devices, pulses  # noqa: E402
-from progsim.program import program  # noqa: E402
+from progsim.programming import program  # noqa: E402
 
 # (label, registry key, options, max_iter): settings chosen per algorithm for the realistic tile
 ALGORITHMS = [

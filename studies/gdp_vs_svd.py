@@ -31,9 +31,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-import algorithms  # noqa: E402,F401  (registers the built-ins in a source tree)
+import progsim_algorithms  # noqa: E402,F401  (registers the built-ins in a source tree)
 from progsim import Crossbar, IO, devices, pulses  # noqa: E402
-from progsim.program import program  # noqa: E402
+from progsim.programming import program  # noqa: E402
 
 BATCH_SIZES = (1, 5, 10, 20, 50)
 TOLS = (0.5, 0.3, 0.2, 0.15, 0.1, 0.05)

@@ -28,11 +28,11 @@ from progsim.programming.options import (
 )
 from progsim.programming.protocols import Algorithm, Programmable, Step
 from progsim.programming.registry import ENTRY_POINT_GROUP, algorithms_available, get_algorithm, register
-from progsim.programming.runner import COUNTERS, ProgramResult, program, warm_up
+from progsim.programming.runner import COUNTERS, DEFAULT_MAX_ITER, ProgramResult, program, warm_up
 from progsim.programming.view import OracleAccessError, TileView
 
 __all__ = [
-    "Algorithm", "Boolean", "COUNTERS", "ENTRY_POINT_GROUP", "Interval", "METRICS", "Options",
+    "Algorithm", "Boolean", "COUNTERS", "DEFAULT_MAX_ITER", "ENTRY_POINT_GROUP", "Interval", "METRICS", "Options",
     "OracleAccessError", "OrNone", "ProgramResult", "Programmable", "Step", "TileView",
     "algorithms_available", "check_known", "check_options", "get_algorithm", "nominal", "option",
     "program", "register", "warm_up",

@@ -24,6 +24,7 @@ from progsim.programming.protocols import Step
 from progsim.programming.registry import get_algorithm
 from progsim.programming.view import TileView
 
+DEFAULT_MAX_ITER = 200
 COUNTERS = ("update_cycles", "pulses_full", "pulses_half", "pulses_single", "reads")
 _RUNNER_COLUMNS = {"iteration", "wall_s", "compile_s", "pulse_floor", "cycle_floor", "pulses_over_floor",
                    "cycles_over_floor"}
@@ -34,12 +35,14 @@ class ProgramResult:
     """The outcome of :func:`program`: the iteration table and why the run stopped.
 
     ``stop`` is one of ``"max_iter"``, ``"max_pulses"``, ``"max_reads"``, ``"tol"`` or
-    ``"finished"`` (the algorithm ended by itself).
+    ``"finished"`` (the algorithm ended by itself); ``max_iter`` the iteration budget the
+    run had.
     """
 
     table: pd.DataFrame
     algorithm: str
     stop: str
+    max_iter: int
 
     @property
     def final(self) -> pd.Series:
@@ -104,7 +107,7 @@ def program(
     tile,
     target,
     algorithm="svd",
-    max_iter: int = 200,
+    max_iter: int | None = None,
     max_pulses: float | None = None,
     max_reads: float | None = None,
     tol: float | None = None,
@@ -127,7 +130,8 @@ def program(
         A key of :func:`algorithms_available`, built with ``**options``; or an object
         with ``name`` and ``program(tile, target)`` (then ``options`` must be empty).
     max_iter, max_pulses, max_reads : budgets
-        Checked after every step: the run ends at the first iteration at which the
+        ``max_iter`` None: the algorithm's own ``max_iter`` attribute (the run length its
+        author suggests at its defaults), else ``DEFAULT_MAX_ITER``. Checked after every step: the run ends at the first iteration at which the
         full plus single-device pulses, or the forward reads, reach the budget.
     tol : float, optional
         Stop once the oracle ``err_fro`` is at or below ``tol`` (a study's
@@ -160,7 +164,7 @@ def program(
         ``pulses_over_floor``, ``cycles_over_floor``; then the algorithm's ``Step.extra``.
     """
     positive = OrNone(Interval(0, None, closed="neither"))
-    check_value("program", "max_iter", max_iter, Interval(1, None, integral=True))
+    check_value("program", "max_iter", max_iter, OrNone(Interval(1, None, integral=True)))
     check_value("program", "max_pulses", max_pulses, positive)
     check_value("program", "max_reads", max_reads, positive)
     check_value("program", "tol", tol, positive)
@@ -183,6 +187,9 @@ def program(
 
     algo = _algorithm(algorithm, options)
     name = str(getattr(algo, "name", type(algo).__name__))
+    if max_iter is None:
+        max_iter = getattr(algo, "max_iter", DEFAULT_MAX_ITER)
+        check_value(name, "max_iter", max_iter, Interval(1, None, integral=True))
     compile_s = warm_up(tile) if warm else 0.0
 
     counters = getattr(tile, "counters", None)
@@ -240,4 +247,4 @@ def program(
             close()
     if last is not None:
         record(*last)
-    return ProgramResult(table=pd.DataFrame(rows), algorithm=name, stop=stop)
+    return ProgramResult(table=pd.DataFrame(rows), algorithm=name, stop=stop, max_iter=int(max_iter))
