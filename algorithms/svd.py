@@ -28,9 +28,13 @@ components are spent; the split into cycles follows ``bl * dw_min``.
 
 Cells that do not respond are left alone: between reads the algorithm adds up the change
 it pushed on each cell; once that sum exceeds ``stuck_after`` nominal steps plus four read
-standard deviations, a cell that moved by less than a quarter of it is marked stuck in that
-direction (at a bound, or dead) and its error is left out of the decomposition while the
-target still asks for that direction; a cell that moved is cleared. Without this the
+standard deviations and four of the predicted write noise of the pushes
+(:func:`progsim_algorithms._model.cycles_variance`), a cell that moved by less than a
+tenth of it is marked stuck in that
+direction (at a bound, or dead) and, while the target still asks for that direction, its
+error is measured from the level where it stopped instead of from the target (so other
+components that push it away are undone, and it is not pushed further); a cell that moved
+is cleared. Without this the
 top component of an array with a few stuck cells is the stuck cells, every iteration.
 
 ``svd-hs`` plans the same component but predicts the half-selection disturb of the tile's
@@ -63,6 +67,11 @@ from progsim.programming import Interval, Options, OrNone, Step, check_options, 
 POSITIVE_OR_NONE = OrNone(Interval(0.0, None, closed="neither"))
 
 
+# a cell that moves by less than this share of the change pushed on it is stuck; cells with a
+# step far below nominal (the tail of the device-to-device spread) still move by more
+FOLLOWED = 0.1
+
+
 class _StuckCells:
     """Cells that did not follow the changes pushed on them (see the module doc)."""
 
@@ -71,10 +80,13 @@ class _StuckCells:
         self.threshold = (stuck_after or 0.0) * _model.dw_min(tile) + 4.0 * read_std
         self.direction = np.zeros(tile.shape)  # +1: will not go up, -1: will not go down
         self.push = np.zeros(tile.shape)
+        self.push_var = np.zeros(tile.shape)
+        self.level = np.zeros(tile.shape)  # where a stuck cell stopped (its read value)
         self.reference = None
 
-    def pushed(self, change):
+    def pushed(self, change, variance):
         self.push += change
+        self.push_var += variance
 
     def observe(self, w):
         if not self.enabled:
@@ -82,15 +94,18 @@ class _StuckCells:
         if self.reference is None:
             self.reference = w.copy()
             return
-        judged = np.abs(self.push) >= self.threshold
-        followed = (w - self.reference) * np.sign(self.push) >= 0.25 * np.abs(self.push)
+        judged = np.abs(self.push) >= self.threshold + 4.0 * np.sqrt(self.push_var)
+        followed = (w - self.reference) * np.sign(self.push) >= FOLLOWED * np.abs(self.push)
         self.direction[judged] = np.where(followed[judged], 0.0, np.sign(self.push[judged]))
+        self.level[judged] = w[judged]
         self.reference[judged] = w[judged]
         self.push[judged] = 0.0
+        self.push_var[judged] = 0.0
 
-    def mask(self, error):
-        """The error with stuck cells' entries zeroed where the target asks for the refused direction."""
-        return np.where(self.direction * -np.sign(error) > 0, 0.0, error)
+    def mask(self, error, target):
+        """The error with stuck cells' entries, where the target asks for the refused direction,
+        measured from the level the cell stopped at instead of the target."""
+        return np.where(self.direction * -np.sign(error) > 0, error + target - self.level, error)
 
 
 @dataclass(frozen=True)
@@ -129,18 +144,27 @@ class SVD:
                 err_obs = float(np.linalg.norm(predicted) / norm)
                 if self.observed_tol is not None and err_obs <= self.observed_tol:
                     return
-            u, s, vt = np.linalg.svd(stuck.mask(predicted), full_matrices=False)
+            u, s, vt = np.linalg.svd(stuck.mask(predicted, target), full_matrices=False)
             s, u, v = float(s[0]), u[:, 0], vt[0]
-            if s <= noise_sv or s * np.abs(u).max() * np.abs(v).max() < resolution:
+            if not self._worth(tile, s, u, v, noise_sv, resolution):
                 if fresh:
                     return
                 predicted = None  # the prediction is spent: read again
                 continue
             change, cycles = self._apply(tile, self.step * s, u, v)
-            stuck.pushed(change)
+            a = math.sqrt(self.step * s / cycles)
+            stuck.pushed(change, _model.cycles_variance(tile, v * a, u * a, 1.0, cycles))
             predicted = predicted + change
             since_read += 1
             yield Step(err_obs, {"sv": s, "cycles": cycles})
+
+    def _worth(self, tile, s: float, u, v, noise_sv: float, resolution: float) -> bool:
+        """Whether applying ``-s u v^T`` is expected to lower the error (see the module doc)."""
+        if s <= noise_sv or s * np.abs(u).max() * np.abs(v).max() < resolution:
+            return False
+        cycles = self._cycles(tile, s, u, v)
+        a = math.sqrt(s / cycles)
+        return s * s > float(_model.cycles_variance(tile, v * a, u * a, 1.0, cycles).sum())
 
     def _cycles(self, tile, s: float, u, v) -> int:
         peak = s * np.abs(u).max() * np.abs(v).max()
