@@ -50,9 +50,10 @@ def default_target():
 @pytest.mark.parametrize("key", algorithms_available())
 def test_every_algorithm_at_its_defaults_ends_below_its_starting_error(key, default_target):
     """The default tile (ConstantStep, Stochastic(31), IO()), no options, the algorithm's own run length;
-    the closed-loop ones also end below where aihwkit's program_weights stalls."""
+    the closed-loop ones also end below where aihwkit's program_weights stalls. ``tol`` only
+    shortens the run (the runner stops once the oracle error is there; the algorithm never sees it)."""
     xb = Crossbar(*default_target.shape, seed=5)
-    result = program(xb, default_target, key)
+    result = program(xb, default_target, key, tol=0.9 * AIHWKIT_STALL if key in CLOSED_LOOP else 0.5)
     start, final = result.table.err_fro.iloc[0], result.final.err_fro
     assert final < start, (key, start, final)
     if key in CLOSED_LOOP:

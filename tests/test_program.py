@@ -379,3 +379,20 @@ def test_bad_options_name_the_option_and_the_fix(target):
         program(_tile(), target, ColumnWriter(), lr=0.1)
     with pytest.raises(ValueError, match="'target' parameter of program must have the tile's shape"):
         program(_tile(), target.T, "gdp")
+
+
+def test_the_distribution_lists_every_package_and_installs_algorithms_under_our_name():
+    """pyproject lists packages explicitly (progsim_algorithms lives in the folder algorithms/):
+    a new progsim subpackage that is not listed would be missing from the wheel."""
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    setuptools = config["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "progsim").rglob("__init__.py")}
+    assert on_disk <= set(setuptools["packages"]), on_disk - set(setuptools["packages"])
+    assert setuptools["package-dir"] == {"progsim_algorithms": "algorithms"}
+    assert "algorithms" not in setuptools["packages"]
+    targets = config["project"]["entry-points"]["progsim.algorithms"].values()
+    assert all(t.startswith("progsim_algorithms.") for t in targets)
