@@ -60,11 +60,22 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.linalg
 
 from . import _model, _reads
 from progsim.programming import Interval, Options, OrNone, Step, check_options, option
 
 POSITIVE_OR_NONE = OrNone(Interval(0.0, None, closed="neither"))
+
+
+def _top_component(matrix):
+    """Top singular triplet ``(s, u, v)``; LAPACK's divide-and-conquer driver (numpy's) can
+    fail to converge on some matrices, the QR-iteration driver then answers."""
+    try:
+        u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+    except np.linalg.LinAlgError:
+        u, s, vt = scipy.linalg.svd(matrix, full_matrices=False, lapack_driver="gesvd")
+    return float(s[0]), u[:, 0], vt[0]
 
 
 # a cell that moves by less than this share of the change pushed on it is stuck; cells with a
@@ -144,8 +155,7 @@ class SVD:
                 err_obs = float(np.linalg.norm(predicted) / norm)
                 if self.observed_tol is not None and err_obs <= self.observed_tol:
                     return
-            u, s, vt = np.linalg.svd(stuck.mask(predicted, target), full_matrices=False)
-            s, u, v = float(s[0]), u[:, 0], vt[0]
+            s, u, v = _top_component(stuck.mask(predicted, target))
             if not self._worth(tile, s, u, v, noise_sv, resolution):
                 if fresh:
                     return
