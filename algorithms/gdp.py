@@ -58,7 +58,7 @@ class GDP(_GradientDescent):
     """``gdp``: random inputs, standard normal or one-hot columns drawn with replacement."""
 
     name: ClassVar[str] = "gdp"
-    max_iter: ClassVar[int] = 2000  # the run length program() gives it by default
+    max_iter: ClassVar[int] = 4000  # the run length program() gives it by default
     lr: float | None = option(None, POSITIVE_OR_NONE)
     batch_size: int = option(1, Interval(1, None, integral=True))
     inputs: str = option("normal", Options("normal", "onehot"))
@@ -83,7 +83,7 @@ class GDPBatched(_GradientDescent):
     """
 
     name: ClassVar[str] = "gdp-batched"
-    max_iter: ClassVar[int] = 200  # the run length program() gives it by default
+    max_iter: ClassVar[int] = 800  # the run length program() gives it by default
     lr: float | None = option(None, POSITIVE_OR_NONE)
     batch_size: int = option(10, Interval(1, None, integral=True))
     observed_tol: float | None = option(None, POSITIVE_OR_NONE)
