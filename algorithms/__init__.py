@@ -1,6 +1,11 @@
 """Programming algorithms for progsim, each a plug-in of the entry-point group
 ``"progsim.algorithms"``; they use only progsim's public API.
 
+The folder ``algorithms/`` installs as the package ``progsim_algorithms`` (imports inside
+it are relative, so it works under either name). Every option left at its default derives
+from the tile's nominal configuration (see each class), and each class suggests the run
+length :func:`progsim.program` gives it when no ``max_iter`` is passed (its ``max_iter``).
+
 ==================  ==========================================================
 key                 object
 ==================  ==========================================================

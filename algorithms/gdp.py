@@ -10,7 +10,12 @@ Learning rates: one-hot inputs address one column each, so ``lr = 1`` corrects i
 step (distinct columns in a batch do not interact). For standard-normal inputs the
 eigenvalues of ``X^T X`` reach ``(sqrt(b) + sqrt(n))^2`` (Marchenko-Pastur edge), and
 ``lr = 1 / (sqrt(b) + sqrt(n))^2`` removes most of the error along the batch's span while
-staying stable; both are the defaults when ``lr`` is None.
+staying stable; both are the defaults when ``lr`` is None. Neither depends on the read
+noise: on a noisy periphery plain GDP settles where its reads' noise puts it (``lr = 1``
+copies a one-hot read's noise into the column), and the Kalman-filtered forms
+(``kalman-gdp``, ``kalman-gdp-batched``) average the reads instead; the default run
+lengths (``max_iter`` 4000 for ``gdp``, 800 for ``gdp-batched``: 8000 one-hot reads,
+about 53 per column of a 150-column tile) give the filter enough reads to average.
 """
 
 from __future__ import annotations
