@@ -12,7 +12,12 @@ A component is worth applying when it moves some cell by half a nominal step
 sigma (sqrt(m) + sqrt(n))``, the largest singular value of an ``m x n`` matrix of
 independent read errors of the nominal cell standard deviation ``sigma``
 (:func:`progsim_algorithms._model.read_cell_std`); below it a component cannot be told
-from noise.
+from noise. And it must remove more than it writes: applying it lowers the squared error
+by ``s^2`` and adds the predicted variance of its pulses
+(:func:`progsim_algorithms._model.cycles_variance`: pulse-count noise, cycle-to-cycle
+noise, the unknown per-cell step spread), so it is applied only while ``s^2`` exceeds that
+variance summed over the cells. A rank-one update touches every cell, so on a full-rank
+error the small components write more noise than they remove.
 
 A component whose largest cell change ``s max|u| max|v|`` exceeds what one cycle can give,
 ``bl * dw_min`` (nominal), is split into ``c`` identical cycles of ``s / c`` each, so that
