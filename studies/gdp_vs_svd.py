@@ -71,7 +71,8 @@ def main(argv=None):
     cycles_budget = 3000 if args.quick else 12000
     runs = [(f"gdp b={b}", "gdp", dict(batch_size=b), min(cycles_budget // b, 2000 if args.quick else 6000))
             for b in BATCH_SIZES]
-    runs.append(("svd", "svd", dict(), 100 if args.quick else 400))
+    # the notebook's svd: one component per fresh one-hot read
+    runs.append(("svd", "svd", dict(k=1, read="eye", over_sampling=1), 100 if args.quick else 400))
 
     tables, summary = [], []
     for device_name, device in (("ConstantStep", devices.ConstantStep()), ("Ideal", devices.Ideal())):
