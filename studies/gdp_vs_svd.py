@@ -10,7 +10,7 @@ periphery), so the comparison is about the updates.
 
 Writes ``gdp_vs_svd_iterations.parquet`` (one row per recorded iteration and run),
 ``gdp_vs_svd_costs.parquet`` (costs to reach err_fro 50, 30, 20, 15, 10 and 5 %, and final errors)
-and ``gdp_vs_svd.png`` (spectral-norm error against iteration and against pulses, log
+and ``gdp_vs_svd.png`` (relative spectral-norm error against iteration and against pulses, log
 scales). ``--quick``: a 100x60 target of rank 5 and short budgets (smoke run).
 
 Usage: ``python studies/gdp_vs_svd.py OUT_DIR [--quick] [--io perfect|default] [--seed N]``
@@ -109,7 +109,7 @@ def main(argv=None):
             ax = axes[r, c]
             sns.lineplot(data=data, x=x, y="err_spec", hue="algorithm", ax=ax, legend=(r == 0 and c == 0))
             ax.set(xscale="log", yscale="log", title=f"{device_name}: spectral error vs {x}",
-                   xlabel="iteration" if x == "iteration" else "full pulses", ylabel="||W - T||_2")
+                   xlabel="iteration" if x == "iteration" else "full pulses", ylabel="||W - T||_2 / ||T||_2")
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     fig.tight_layout()
     fig.savefig(args.out_dir / "gdp_vs_svd.png", dpi=120)
