@@ -1,31 +1,36 @@
 """Programming algorithms for progsim, each a plug-in of the entry-point group
 ``"progsim.algorithms"``; they use only progsim's public API.
 
+The folder ``algorithms/`` installs as the package ``progsim_algorithms`` (imports inside
+it are relative, so it works under either name). Every option left at its default derives
+from the tile's nominal configuration (see each class), and each class suggests the run
+length :func:`progsim.program` gives it when no ``max_iter`` is passed (its ``max_iter``).
+
 ==================  ==========================================================
 key                 object
 ==================  ==========================================================
-gdp                 :class:`algorithms.gdp.GDP`
-gdp-batched         :class:`algorithms.gdp.GDPBatched`
-svd                 :class:`algorithms.svd.SVD`
-svd-hs              :class:`algorithms.svd.SVDHalfSelect`
-write-verify        :class:`algorithms.writeverify.WriteVerify`
-one-shot            :class:`algorithms.oneshot.OneShot`
-kalman-gdp          :class:`algorithms.kalman.Kalman` around ``GDP``
-kalman-gdp-batched  :class:`algorithms.kalman.Kalman` around ``GDPBatched``
-kalman-svd          :class:`algorithms.kalman.Kalman` around ``SVD``
-kalman-svd-hs       :class:`algorithms.kalman.Kalman` around ``SVDHalfSelect``
+gdp                 :class:`progsim_algorithms.gdp.GDP`
+gdp-batched         :class:`progsim_algorithms.gdp.GDPBatched`
+svd                 :class:`progsim_algorithms.svd.SVD`
+svd-hs              :class:`progsim_algorithms.svd.SVDHalfSelect`
+write-verify        :class:`progsim_algorithms.writeverify.WriteVerify`
+one-shot            :class:`progsim_algorithms.oneshot.OneShot`
+kalman-gdp          :class:`progsim_algorithms.kalman.Kalman` around ``GDP``
+kalman-gdp-batched  :class:`progsim_algorithms.kalman.Kalman` around ``GDPBatched``
+kalman-svd          :class:`progsim_algorithms.kalman.Kalman` around ``SVD``
+kalman-svd-hs       :class:`progsim_algorithms.kalman.Kalman` around ``SVDHalfSelect``
 ==================  ==========================================================
 
-Importing this package also registers them with :func:`progsim.program.register`, so
+Importing this package also registers them with :func:`progsim.programming.register`, so
 they are found where the distribution's entry points are not installed (a source tree).
 """
 
-from algorithms.gdp import GDP, GDPBatched
-from algorithms.kalman import Kalman, kalman_gdp, kalman_gdp_batched, kalman_svd, kalman_svd_hs
-from algorithms.oneshot import OneShot
-from algorithms.svd import SVD, SVDHalfSelect
-from algorithms.writeverify import WriteVerify
-from progsim.program import register
+from .gdp import GDP, GDPBatched
+from .kalman import Kalman, kalman_gdp, kalman_gdp_batched, kalman_svd, kalman_svd_hs
+from .oneshot import OneShot
+from .svd import SVD, SVDHalfSelect
+from .writeverify import WriteVerify
+from progsim.programming import register
 
 BUILTIN = {
     "gdp": GDP,

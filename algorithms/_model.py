@@ -31,35 +31,15 @@ import math
 import numpy as np
 
 from progsim import pulses as _pulses
+from progsim.halfselect import QUADRANTS
+from progsim.periphery import output_noise_var
+from progsim.programming import nominal as _nominal
+from progsim.programming.nominal import dw_min, max_step, nominal
 
-_QUADRANTS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+__all__ = ["change_variance", "cycles_variance", "dw_min", "expected_change", "expected_disturb", "max_step", "nominal",
+           "read_cell_std", "read_noise_var"]
 
-
-def nominal(tile, config: str, name: str, default: float = math.nan) -> float:
-    """A nominal scalar of one of the tile's public configs, or ``default``."""
-    value = getattr(getattr(tile, config, None), name, None)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def dw_min(tile) -> float:
-    """The nominal device step (1e-3, the design's default, when the tile does not say)."""
-    return nominal(tile, "device", "dw_min", 1e-3)
-
-
-def max_step(tile) -> float:
-    """Largest change one update cycle can give one cell: ``bl * dw_min`` (inf if unpulsed)."""
-    scheme = getattr(tile, "pulses", None)
-    if scheme is None or not getattr(scheme, "pulsed", False):
-        return math.inf
-    return float(scheme.bl) * dw_min(tile)
-
-
-def _pulsed(tile):
-    scheme = getattr(tile, "pulses", None)
-    return scheme if scheme is not None and getattr(scheme, "pulsed", False) else None
+_pulsed = _nominal.pulse_scheme
 
 
 def expected_change(tile, x, d, lr: float) -> np.ndarray:
@@ -86,7 +66,7 @@ def expected_disturb(tile, x, d, lr: float) -> np.ndarray:
     for c in range(x2.shape[0]):
         if bl[c] == 0:
             continue
-        for s, t in _QUADRANTS:
+        for s, t in QUADRANTS:
             rows, cols = sd[c] == s, sx[c] == t
             if not (rows.any() and cols.any()):
                 continue
@@ -109,26 +89,34 @@ def change_variance(tile, change: np.ndarray) -> np.ndarray:
     return shot + (std**2) * step * mag + (dtod * mag) ** 2
 
 
-def read_noise_var(tile, x) -> np.ndarray:
-    """Predicted variance of each output of ``forward(x)`` from the nominal periphery.
+def cycles_variance(tile, x, d, lr: float, cycles: int = 1) -> np.ndarray:
+    """Variance of each cell's change over ``cycles`` identical update cycles ``(x, d, lr)``.
 
-    Output noise and ADC rounding are added after noise management divides the input by
-    ``max|x|``, so they scale with ``max|x|^2``; weight noise with ``||x||^2``; DAC rounding
-    is neglected. Zero for a perfect periphery (tiles without ``io``: the design's defaults).
+    Sharper than :func:`change_variance` for one planned cycle: under stochastic pulses a
+    cell's coincidences in a cycle are ``BL`` Bernoulli draws of ``q = p_x p_d``, so the
+    count varies by ``BL q (1 - q)`` (not ``BL q``: lines firing with probability near 1
+    are nearly deterministic); the other schemes count deterministically. Cycle-to-cycle
+    noise and the unknown per-cell step spread are added as in :func:`change_variance`.
     """
-    x2 = np.atleast_2d(x)
-    io = getattr(tile, "io", None)
-    if io is not None and io.is_perfect:
-        return np.zeros(x2.shape[0])
-    out_noise = nominal(tile, "io", "out_noise", 0.06)
-    out_res = nominal(tile, "io", "out_res", 1 / 510)
-    out_bound = nominal(tile, "io", "out_bound", 12.0)
-    w_noise = nominal(tile, "io", "w_noise", 0.0)
-    abs_max = getattr(io, "noise_management", "abs_max") == "abs_max"
-    scale = np.abs(x2).max(axis=1) if abs_max else np.ones(x2.shape[0])
-    adc = (out_res if out_res <= 1 else 1 / out_res) * 2 * out_bound
-    var = scale**2 * (out_noise**2 + adc**2 / 12)
-    return var + w_noise**2 * (x2**2).sum(axis=1)
+    x2, d2 = np.atleast_2d(x)[:1], np.atleast_2d(d)[:1]
+    step = dw_min(tile)
+    mean = cycles * np.abs(expected_change(tile, x2, d2, lr))
+    scheme = _pulsed(tile)
+    shot = 0.0
+    if scheme is not None and scheme.kind == _pulses.KIND_STOCHASTIC:
+        px, pd, bl = _pulses.probabilities(scheme, x2, d2, lr, step)
+        q = pd[0][:, None] * px[0][None, :]
+        shot = cycles * float(bl[0]) * step * step * q * (1.0 - q)
+    std = nominal(tile, "device", "dw_min_std", 0.0)
+    dtod = nominal(tile, "device", "dw_min_dtod", 0.0)
+    return shot + (std**2) * step * mean + (dtod * mean) ** 2
+
+
+def read_noise_var(tile, x) -> np.ndarray:
+    """Predicted variance of each output of ``forward(x)``: the nominal periphery's
+    :func:`progsim.periphery.output_noise_var` (the design's default ``IO()`` for tiles
+    without ``io``)."""
+    return output_noise_var(_nominal.io(tile), x)
 
 
 def read_cell_std(tile, method: str, over_sampling: int) -> float:
@@ -143,3 +131,30 @@ def read_cell_std(tile, method: str, over_sampling: int) -> float:
     # inverse-Wishart fit variance 1 / (N - n - 1), taken as 1 / n when N = n
     unit = read_noise_var(tile, np.ones((1, 1)))[0]
     return float(np.sqrt(unit * 2 * np.log(max(n, 2)) / max(over_sampling * n - n - 1, n)))
+
+
+MAX_OVER_SAMPLING = 64
+
+
+def read_plan(tile, read: str | None, over_sampling: int | None) -> tuple[str, int]:
+    """The read design and over-sampling to use: the ones given, or derived from the nominal tile.
+
+    * ``read=None``: ``"eye"`` for a perfect periphery (exact, ``n`` vectors), else
+      ``"hadamard"`` (+-1 inputs use the DAC's full range, and each cell's estimate has the
+      output variance divided by the number of vectors, ``n`` times less than one-hot reads
+      of the same count);
+    * ``over_sampling=None``: the smallest ``k`` whose cell standard deviation
+      (:func:`read_cell_std`) is at most one nominal step ``dw_min``, so a read resolves the
+      step writes are made of; at most ``MAX_OVER_SAMPLING``.
+    """
+    method = read if read is not None else ("eye" if _nominal.io(tile).is_perfect else "hadamard")
+    if over_sampling is not None:
+        return method, int(over_sampling)
+    ratio = read_cell_std(tile, method, 1) / dw_min(tile)
+    return method, int(min(max(math.ceil(ratio * ratio - 1e-9), 1), MAX_OVER_SAMPLING))
+
+
+def noise_edge(shape: tuple[int, int], cell_std: float) -> float:
+    """Largest singular value of an (m, n) matrix of independent noise of ``cell_std``:
+    ``cell_std (sqrt(m) + sqrt(n))`` (the Marchenko-Pastur edge)."""
+    return float(cell_std * (math.sqrt(shape[0]) + math.sqrt(shape[1])))

@@ -10,7 +10,12 @@ Learning rates: one-hot inputs address one column each, so ``lr = 1`` corrects i
 step (distinct columns in a batch do not interact). For standard-normal inputs the
 eigenvalues of ``X^T X`` reach ``(sqrt(b) + sqrt(n))^2`` (Marchenko-Pastur edge), and
 ``lr = 1 / (sqrt(b) + sqrt(n))^2`` removes most of the error along the batch's span while
-staying stable; both are the defaults when ``lr`` is None.
+staying stable; both are the defaults when ``lr`` is None. Neither depends on the read
+noise: on a noisy periphery plain GDP settles where its reads' noise puts it (``lr = 1``
+copies a one-hot read's noise into the column), and the Kalman-filtered forms
+(``kalman-gdp``, ``kalman-gdp-batched``) average the reads instead; the default run
+lengths (``max_iter`` 4000 for ``gdp``, 800 for ``gdp-batched``: 8000 one-hot reads,
+about 53 per column of a 150-column tile) give the filter enough reads to average.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from progsim.program import Interval, Options, OrNone, Step, check_options, option
+from progsim.programming import Interval, Options, OrNone, Step, check_options, option
 
 POSITIVE_OR_NONE = OrNone(Interval(0.0, None, closed="neither"))
 
@@ -58,6 +63,7 @@ class GDP(_GradientDescent):
     """``gdp``: random inputs, standard normal or one-hot columns drawn with replacement."""
 
     name: ClassVar[str] = "gdp"
+    max_iter: ClassVar[int] = 4000  # the run length program() gives it by default
     lr: float | None = option(None, POSITIVE_OR_NONE)
     batch_size: int = option(1, Interval(1, None, integral=True))
     inputs: str = option("normal", Options("normal", "onehot"))
@@ -82,6 +88,7 @@ class GDPBatched(_GradientDescent):
     """
 
     name: ClassVar[str] = "gdp-batched"
+    max_iter: ClassVar[int] = 800  # the run length program() gives it by default
     lr: float | None = option(None, POSITIVE_OR_NONE)
     batch_size: int = option(10, Interval(1, None, integral=True))
     observed_tol: float | None = option(None, POSITIVE_OR_NONE)

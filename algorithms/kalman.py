@@ -4,7 +4,7 @@
 a state estimate ``w^`` and its variance ``P`` (prior ``N(0, prior_std^2)``), and:
 
 * predicts on every write: ``update(x, d, lr)`` moves ``w^`` by the expected change of the
-  nominal pulse model (coincidences and half-selection disturb, :mod:`algorithms._model`)
+  nominal pulse model (coincidences and half-selection disturb, :mod:`progsim_algorithms._model`)
   and adds its variance (pulse-count noise, cycle-to-cycle noise, the unknown per-cell
   step spread) to ``P``; ``pulse(rows, cols, n)`` likewise, with ``n dw_min`` per cell;
 * corrects on every read: ``forward(X)`` runs on the tile, each output's noise variance
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from algorithms import _model, _reads
-from algorithms.gdp import GDP, GDPBatched
-from algorithms.svd import SVD, SVDHalfSelect
-from progsim.program import Interval, OrNone, Step, check_options, option
+from . import _model, _reads
+from .gdp import GDP, GDPBatched
+from .svd import SVD, SVDHalfSelect
+from progsim.programming import DEFAULT_MAX_ITER, Interval, OrNone, Step, check_known, check_options, option
 
 _TINY = 1e-30
 
@@ -133,6 +133,11 @@ class Kalman:
         check_options(self)
 
     @property
+    def max_iter(self) -> int:
+        """The inner algorithm's suggested run length (``program()``'s default when it has none)."""
+        return getattr(self.inner, "max_iter", DEFAULT_MAX_ITER)
+
+    @property
     def name(self) -> str:
         return f"kalman-{getattr(self.inner, 'name', type(self.inner).__name__)}"
 
@@ -152,10 +157,7 @@ _OWN = ("prior_std", "read_noise", "model_noise")
 def _wrapping(inner_cls):
     def factory(**options):
         own = {k: options.pop(k) for k in _OWN if k in options}
-        known = {f.name for f in dataclasses.fields(inner_cls)} | set(_OWN)
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(f"kalman-{inner_cls.name} has no option {unknown[0]!r}; its options are {sorted(known)}.")
+        check_known(f"kalman-{inner_cls.name}", options, {f.name for f in dataclasses.fields(inner_cls)} | set(_OWN))
         inner = inner_cls(**options)
         return Kalman(inner=inner, seed=getattr(inner, "seed", 0), **own)
 

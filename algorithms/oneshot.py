@@ -7,7 +7,8 @@ sends ``round((T - W0) / dw_min)`` single-device pulses to each cell in one iter
 -(T - W0)[:, j] / c, 1)``, in ``c = ceil(max|T - W0| / (bl dw_min))`` passes of one
 iteration each so that no cycle saturates. ``"auto"`` pulses where the tile can.
 Device-to-device spread, cycle noise and pulse-count noise all stay in the result: it is
-the floor a closed loop improves on.
+the floor a closed loop improves on. ``read`` and ``over_sampling`` left at None derive from
+the nominal periphery (:func:`progsim_algorithms._model.read_plan`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from algorithms import _model, _reads
-from progsim.program import Boolean, Interval, Options, Step, check_options, option
+from . import _model, _reads
+from progsim.programming import Boolean, Interval, Options, OrNone, Step, check_options, option
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,8 @@ class OneShot:
     name: ClassVar[str] = "one-shot"
     via: str = option("auto", Options("auto", "pulse", "update"))
     read_first: bool = option(True, Boolean())
-    read: str = option("eye", Options(*_reads.METHODS))
-    over_sampling: int = option(1, Interval(1, None, integral=True))
+    read: str | None = option(None, OrNone(Options(*_reads.METHODS)))
+    over_sampling: int | None = option(None, OrNone(Interval(1, None, integral=True)))
     seed: int = option(0, Interval(0, None, integral=True))
 
     def __post_init__(self):
@@ -41,7 +42,8 @@ class OneShot:
         if via == "pulse" and not hasattr(tile, "pulse"):
             raise TypeError("one-shot with via='pulse' needs a tile that offers pulse(); use via='update'.")
         rng = np.random.default_rng(self.seed)
-        w0 = _reads.read(tile, self.read, self.over_sampling, rng) if self.read_first else 0.0
+        read, over_sampling = _model.read_plan(tile, self.read, self.over_sampling)
+        w0 = _reads.read(tile, read, over_sampling, rng) if self.read_first else 0.0
         change = target - w0
         if via == "pulse":
             n = np.rint(change / _model.dw_min(tile)).astype(np.int64)

@@ -5,25 +5,46 @@ apply it as one rank-one pulsed update ``update(v sqrt(s), u sqrt(s), 1)``, whos
 change is ``-s u v^T``. Between reads the algorithm keeps its own prediction of the error
 (``E`` minus the expected changes applied) and decomposes that: ``k = 1`` re-reads before
 every update, ``k = K`` every ``K`` updates (the next components of the same read),
-``k = None`` reads and decomposes once and ends when the predicted error has no component
-left that moves a cell by half a nominal step.
+``k = None`` (the default) when the predicted error has no component left worth applying.
+
+A component is worth applying when it moves some cell by half a nominal step
+(``s max|u| max|v| >= dw_min / 2``) and stands above the read noise, ``s >
+sigma (sqrt(m) + sqrt(n))``, the largest singular value of an ``m x n`` matrix of
+independent read errors of the nominal cell standard deviation ``sigma``
+(:func:`progsim_algorithms._model.read_cell_std`); below it a component cannot be told
+from noise. And it must remove more than it writes: applying it lowers the squared error
+by ``s^2`` and adds the predicted variance of its pulses
+(:func:`progsim_algorithms._model.cycles_variance`: pulse-count noise, cycle-to-cycle
+noise, the unknown per-cell step spread), so it is applied only while ``s^2`` exceeds that
+variance summed over the cells. A rank-one update touches every cell, so on a full-rank
+error the small components write more noise than they remove.
 
 A component whose largest cell change ``s max|u| max|v|`` exceeds what one cycle can give,
 ``bl * dw_min`` (nominal), is split into ``c`` identical cycles of ``s / c`` each, so that
 no firing probability saturates and the expected change stays ``-s u v^T``. ``step`` scales
 the component (``1`` removes it; below 1 damps noisy reads). The run ends by itself when a
-fresh read has no component worth half a step, or its error is at or below ``observed_tol``.
+fresh read has no component worth applying, or its error is at or below ``observed_tol``.
+
+Defaults derived from the tile's nominal configuration
+(:func:`progsim_algorithms._model.read_plan`): ``read`` is ``"hadamard"`` on a noisy
+periphery (``"eye"`` on a perfect one), ``over_sampling`` the smallest that brings a cell's
+read standard deviation down to one ``dw_min``; ``k`` (None) re-reads when the read's
+components are spent; the split into cycles follows ``bl * dw_min``.
 
 Cells that do not respond are left alone: between reads the algorithm adds up the change
 it pushed on each cell; once that sum exceeds ``stuck_after`` nominal steps plus four read
-standard deviations, a cell that moved by less than a quarter of it is marked stuck in that
-direction (at a bound, or dead) and its error is left out of the decomposition while the
-target still asks for that direction; a cell that moved is cleared. Without this the
+standard deviations and four of the predicted write noise of the pushes
+(:func:`progsim_algorithms._model.cycles_variance`), a cell that moved by less than a
+tenth of it is marked stuck in that
+direction (at a bound, or dead) and, while the target still asks for that direction, its
+error is measured from the level where it stopped instead of from the target (so other
+components that push it away are undone, and it is not pushed further); a cell that moved
+is cleared. Without this the
 top component of an array with a few stuck cells is the stuck cells, every iteration.
 
 ``svd-hs`` plans the same component but predicts the half-selection disturb of the tile's
 scheme from its nominal configuration (``tile.half_select``, ``tile.pulses``,
-``tile.device.dw_min``; never per-cell state), see :mod:`algorithms._model`:
+``tile.device.dw_min``; never per-cell state), see :mod:`progsim_algorithms._model`:
 
 * V/2 bias on a mixed-sign rank-one update shrinks every cell's change by about
   ``2 strength prob`` (the half-pulses of its own quadrant and of the two quadrants sharing
@@ -44,11 +65,27 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.linalg
 
-from algorithms import _model, _reads
-from progsim.program import Interval, Options, OrNone, Step, check_options, option
+from . import _model, _reads
+from progsim.programming import Interval, Options, OrNone, Step, check_options, option
 
 POSITIVE_OR_NONE = OrNone(Interval(0.0, None, closed="neither"))
+
+
+def _top_component(matrix):
+    """Top singular triplet ``(s, u, v)``; LAPACK's divide-and-conquer driver (numpy's) can
+    fail to converge on some matrices, the QR-iteration driver then answers."""
+    try:
+        u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+    except np.linalg.LinAlgError:
+        u, s, vt = scipy.linalg.svd(matrix, full_matrices=False, lapack_driver="gesvd")
+    return float(s[0]), u[:, 0], vt[0]
+
+
+# a cell that moves by less than this share of the change pushed on it is stuck; cells with a
+# step far below nominal (the tail of the device-to-device spread) still move by more
+FOLLOWED = 0.1
 
 
 class _StuckCells:
@@ -59,10 +96,13 @@ class _StuckCells:
         self.threshold = (stuck_after or 0.0) * _model.dw_min(tile) + 4.0 * read_std
         self.direction = np.zeros(tile.shape)  # +1: will not go up, -1: will not go down
         self.push = np.zeros(tile.shape)
+        self.push_var = np.zeros(tile.shape)
+        self.level = np.zeros(tile.shape)  # where a stuck cell stopped (its read value)
         self.reference = None
 
-    def pushed(self, change):
+    def pushed(self, change, variance):
         self.push += change
+        self.push_var += variance
 
     def observe(self, w):
         if not self.enabled:
@@ -70,15 +110,18 @@ class _StuckCells:
         if self.reference is None:
             self.reference = w.copy()
             return
-        judged = np.abs(self.push) >= self.threshold
-        followed = (w - self.reference) * np.sign(self.push) >= 0.25 * np.abs(self.push)
+        judged = np.abs(self.push) >= self.threshold + 4.0 * np.sqrt(self.push_var)
+        followed = (w - self.reference) * np.sign(self.push) >= FOLLOWED * np.abs(self.push)
         self.direction[judged] = np.where(followed[judged], 0.0, np.sign(self.push[judged]))
+        self.level[judged] = w[judged]
         self.reference[judged] = w[judged]
         self.push[judged] = 0.0
+        self.push_var[judged] = 0.0
 
-    def mask(self, error):
-        """The error with stuck cells' entries zeroed where the target asks for the refused direction."""
-        return np.where(self.direction * -np.sign(error) > 0, 0.0, error)
+    def mask(self, error, target):
+        """The error with stuck cells' entries, where the target asks for the refused direction,
+        measured from the level the cell stopped at instead of the target."""
+        return np.where(self.direction * -np.sign(error) > 0, error + target - self.level, error)
 
 
 @dataclass(frozen=True)
@@ -86,9 +129,10 @@ class SVD:
     """``svd``: apply the top singular component of the observed error, one per iteration."""
 
     name: ClassVar[str] = "svd"
-    k: int | None = option(1, OrNone(Interval(1, None, integral=True)))
-    read: str = option("eye", Options(*_reads.METHODS))
-    over_sampling: int = option(1, Interval(1, None, integral=True))
+    max_iter: ClassVar[int] = 1500  # the run length program() gives it by default
+    k: int | None = option(None, OrNone(Interval(1, None, integral=True)))
+    read: str | None = option(None, OrNone(Options(*_reads.METHODS)))
+    over_sampling: int | None = option(None, OrNone(Interval(1, None, integral=True)))
     step: float = option(1.0, Interval(0.0, 2.0, closed="neither"))
     observed_tol: float | None = option(None, POSITIVE_OR_NONE)
     stuck_after: float | None = option(10.0, OrNone(Interval(0.0, None, closed="neither")))
@@ -100,31 +144,42 @@ class SVD:
     def program(self, tile, target):
         rng = np.random.default_rng(self.seed)
         norm = float(np.linalg.norm(target)) or 1.0
+        read, over_sampling = _model.read_plan(tile, self.read, self.over_sampling)
+        read_std = _model.read_cell_std(tile, read, over_sampling)
         resolution = 0.5 * _model.dw_min(tile)
-        stuck = _StuckCells(tile, self.stuck_after, _model.read_cell_std(tile, self.read, self.over_sampling))
+        noise_sv = _model.noise_edge(tile.shape, read_std)
+        stuck = _StuckCells(tile, self.stuck_after, read_std)
         predicted, since_read, err_obs = None, 0, math.nan
         while True:
             fresh = predicted is None or (self.k is not None and since_read >= self.k)
             if fresh:
-                w = _reads.read(tile, self.read, self.over_sampling, rng)
+                w = _reads.read(tile, read, over_sampling, rng)
                 stuck.observe(w)
                 predicted = w - target
                 since_read = 0
                 err_obs = float(np.linalg.norm(predicted) / norm)
                 if self.observed_tol is not None and err_obs <= self.observed_tol:
                     return
-            u, s, vt = np.linalg.svd(stuck.mask(predicted), full_matrices=False)
-            s, u, v = float(s[0]), u[:, 0], vt[0]
-            if s * np.abs(u).max() * np.abs(v).max() < resolution:
-                if fresh or self.k is None:
+            s, u, v = _top_component(stuck.mask(predicted, target))
+            if not self._worth(tile, s, u, v, noise_sv, resolution):
+                if fresh:
                     return
                 predicted = None  # the prediction is spent: read again
                 continue
             change, cycles = self._apply(tile, self.step * s, u, v)
-            stuck.pushed(change)
+            a = math.sqrt(self.step * s / cycles)
+            stuck.pushed(change, _model.cycles_variance(tile, v * a, u * a, 1.0, cycles))
             predicted = predicted + change
             since_read += 1
             yield Step(err_obs, {"sv": s, "cycles": cycles})
+
+    def _worth(self, tile, s: float, u, v, noise_sv: float, resolution: float) -> bool:
+        """Whether applying ``-s u v^T`` is expected to lower the error (see the module doc)."""
+        if s <= noise_sv or s * np.abs(u).max() * np.abs(v).max() < resolution:
+            return False
+        cycles = self._cycles(tile, s, u, v)
+        a = math.sqrt(s / cycles)
+        return s * s > float(_model.cycles_variance(tile, v * a, u * a, 1.0, cycles).sum())
 
     def _cycles(self, tile, s: float, u, v) -> int:
         peak = s * np.abs(u).max() * np.abs(v).max()

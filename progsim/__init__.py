@@ -4,8 +4,7 @@ from progsim import devices, pulses
 from progsim.crossbar import Crossbar
 from progsim.halfselect import HalfSelect
 from progsim.periphery import IO
-from progsim.program import ProgramResult, Step, algorithms_available, register
-from progsim.program import program  # noqa: E402  (the function; the module stays importable as progsim.program)
+from progsim.programming import ProgramResult, Step, algorithms_available, program, register
 
 __version__ = "0.1.0"
 

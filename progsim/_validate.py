@@ -80,6 +80,19 @@ class Boolean:
         return "a bool"
 
 
+class OrNone:
+    """``constraint`` or None (budgets, tolerances and derived defaults that may be absent)."""
+
+    def __init__(self, constraint):
+        self.constraint = constraint
+
+    def is_satisfied_by(self, value) -> bool:
+        return value is None or self.constraint.is_satisfied_by(value)
+
+    def __str__(self) -> str:
+        return f"{self.constraint} or None"
+
+
 def param(default, constraint, **kwargs):
     """A dataclass field carrying its constraint."""
     if callable(default) and not isinstance(default, (numbers.Number, str, bool)):
@@ -91,16 +104,22 @@ def param_error(owner: str, name: str, requirement: str, value: Any) -> ValueErr
     return ValueError(f"The '{name}' parameter of {owner} must be {requirement}. Got {value!r} instead.")
 
 
-def validate_fields(obj) -> None:
-    """Check every dataclass field of ``obj`` that declares a constraint."""
-    owner = type(obj).__name__
+def check_value(owner: str, name: str, value, constraint) -> None:
+    """Raise :func:`param_error` when ``value`` violates ``constraint``."""
+    if not constraint.is_satisfied_by(value):
+        raise param_error(owner, name, str(constraint), value)
+
+
+def validate_fields(obj, owner: str | None = None) -> None:
+    """Check every dataclass field of ``obj`` that declares a constraint.
+
+    ``owner`` names the object in the message (default: its class name).
+    """
+    owner = owner or type(obj).__name__
     for f in dataclasses.fields(obj):
         constraint = f.metadata.get("constraint")
-        if constraint is None:
-            continue
-        value = getattr(obj, f.name)
-        if not constraint.is_satisfied_by(value):
-            raise param_error(owner, f.name, str(constraint), value)
+        if constraint is not None:
+            check_value(owner, f.name, getattr(obj, f.name), constraint)
 
 
 def check_array(value, name: str, owner: str, *, ndim=None, shape=None, dtype=np.float64, finite=True):

@@ -88,3 +88,24 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator) ->
         todo = todo[retry]
         bm[todo] *= 2.0
     return out * (bm * scale)[:, None]
+
+
+def output_noise_var(io: IO, x) -> np.ndarray:
+    """Variance of each output of :func:`mvm` for each input of the batch ``x`` (batch, in).
+
+    Output noise and ADC rounding (uniform, ``step^2 / 12``) are added after noise
+    management divides the input by ``max|x|`` (``abs_max``), so they scale with
+    ``max|x|^2``; weight read noise scales with ``||x||_2^2``. DAC rounding and bound
+    management are left out (the prediction holds while no output saturates). Zero for a
+    perfect periphery.
+    """
+    x2 = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if io.is_perfect:
+        return np.zeros(x2.shape[0])
+    if io.noise_management == "abs_max":
+        scale = np.abs(x2).max(axis=1)
+        scale[scale == 0] = 1.0
+    else:
+        scale = np.ones(x2.shape[0])
+    adc_step = (io.out_res if io.out_res <= 1.0 else 1.0 / io.out_res) * 2.0 * io.out_bound
+    return scale**2 * (io.out_noise**2 + adc_step**2 / 12.0) + io.w_noise**2 * (x2**2).sum(axis=1)

@@ -39,17 +39,17 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-import algorithms  # noqa: E402,F401  (registers the built-ins in a source tree)
+import progsim_algorithms  # noqa: E402,F401  (registers the built-ins in a source tree)
 from progsim import Crossbar, HalfSelect, IO, devices, pulses  # noqa: E402
-from progsim.program import program  # noqa: E402
+from progsim.programming import program  # noqa: E402
 
 # (label, registry key, options, max_iter): settings chosen per algorithm for the realistic tile
 ALGORITHMS = [
     ("gdp", "gdp", dict(batch_size=10), 1500),
     ("gdp-batched", "gdp-batched", dict(batch_size=150, lr=0.5), 200),
     ("kalman-gdp-batched", "kalman-gdp-batched", dict(batch_size=150), 200),
-    ("svd", "svd", dict(read="hadamard"), 600),
-    ("kalman-svd", "kalman-svd", dict(read="hadamard"), 600),
+    ("svd", "svd", dict(read="hadamard", over_sampling=1, k=1), 600),
+    ("kalman-svd", "kalman-svd", dict(read="hadamard", over_sampling=1, k=1), 600),
     ("write-verify", "write-verify", dict(read="hadamard", over_sampling=16, gain=0.8), 60),
     ("one-shot", "one-shot", dict(read="hadamard", over_sampling=4), 1),
 ]
@@ -58,10 +58,10 @@ ALGORITHMS = [
 HS_RUNS = [
     ("gdp-batched", "gdp-batched", dict(batch_size=150, lr=0.5), 60),
     ("kalman-gdp-batched", "kalman-gdp-batched", dict(batch_size=150), 60),
-    ("svd", "svd", dict(read="hadamard"), 600),
-    ("svd-hs", "svd-hs", dict(read="hadamard"), 600),
-    ("kalman-svd", "kalman-svd", dict(read="hadamard"), 600),
-    ("kalman-svd-hs", "kalman-svd-hs", dict(read="hadamard"), 600),
+    ("svd", "svd", dict(read="hadamard", over_sampling=1, k=1), 600),
+    ("svd-hs", "svd-hs", dict(read="hadamard", over_sampling=1, k=1), 600),
+    ("kalman-svd", "kalman-svd", dict(read="hadamard", over_sampling=1, k=1), 600),
+    ("kalman-svd-hs", "kalman-svd-hs", dict(read="hadamard", over_sampling=1, k=1), 600),
     # 10 rounds only: under V/2 every single-device pulse disturbs the other 298 cells of
     # its row and column (~4e6 pulses in the first rounds), the costliest run of the study
     ("write-verify", "write-verify", dict(read="hadamard", over_sampling=16, gain=0.8), 10),

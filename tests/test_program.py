@@ -1,6 +1,7 @@
 """The programming runner: registry and plug-ins, the tile guard, budgets, costs and metrics."""
 
 import importlib
+import re
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -9,12 +10,13 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-import algorithms  # noqa: F401  (registers the built-ins in a source tree)
+import progsim_algorithms  # noqa: F401  (registers the built-ins in a source tree)
+import progsim
 from progsim import Crossbar, IO, devices, pulses
-from progsim.program import (
+from progsim.programming import (
     COUNTERS, OracleAccessError, Step, TileView, algorithms_available, get_algorithm, program, register,
 )
-prog = importlib.import_module("progsim.program")  # the module: progsim.program is the function
+registry = importlib.import_module("progsim.programming.registry")
 
 ROWS, COLS = 12, 8
 
@@ -50,6 +52,31 @@ class ColumnWriter:
             yield Step(float(np.linalg.norm(err)), {"column": j % n})
 
 
+@dataclass
+class Idle:
+    """Touches nothing; ends by itself after ``steps`` steps."""
+
+    name: ClassVar[str] = "idle"
+    steps: int = 10**9
+
+    def program(self, tile, target):
+        for _ in range(self.steps):
+            yield Step()
+
+
+@dataclass
+class Reader:
+    """Reads the weights with ``read_weights(over_sampling=k)`` every step, writes nothing."""
+
+    name: ClassVar[str] = "reader"
+    over_sampling: int = 2
+
+    def program(self, tile, target):
+        while True:
+            w = tile.read_weights(over_sampling=self.over_sampling)
+            yield Step(float(np.linalg.norm(w - target)))
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -63,8 +90,18 @@ def test_unknown_key_names_the_choices():
         get_algorithm("no-such-algorithm")
 
 
+def test_the_error_names_a_register_that_exists():
+    with pytest.raises(ValueError) as info:
+        get_algorithm("no-such-algorithm")
+    paths = re.findall(r"(progsim(?:\.\w+)*)\.register\(?", str(info.value))
+    assert paths, str(info.value)
+    for path in paths:
+        assert getattr(importlib.import_module(path), "register") is register
+    assert progsim.program is program and callable(progsim.program)
+
+
 def test_register_refuses_a_taken_name_unless_replaced(monkeypatch):
-    monkeypatch.setattr(prog, "_REGISTRY", dict(prog._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     register("column-writer", ColumnWriter)
     register("column-writer", ColumnWriter)  # the same factory again is harmless
     with pytest.raises(ValueError, match="already registered"):
@@ -75,7 +112,7 @@ def test_register_refuses_a_taken_name_unless_replaced(monkeypatch):
 
 PLUGIN = '''
 import numpy as np
-from progsim.program import Step
+from progsim.programming import Step
 
 
 class Throwaway:
@@ -105,7 +142,7 @@ def test_plugin_from_a_throwaway_package_is_found_and_runs(tmp_path, monkeypatch
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: throwaway-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[progsim.algorithms]\nthrowaway = throwaway_plugin:Throwaway\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(prog, "_REGISTRY", dict(prog._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     importlib.invalidate_caches()
     try:
         assert "throwaway" in algorithms_available()
@@ -149,36 +186,73 @@ def test_an_algorithm_reaching_for_the_true_state_is_stopped(target):
 
 
 def test_foreign_tile_needs_an_oracle_and_is_counted_by_the_view(target):
-    class NumpyTile:
-        def __init__(self, shape):
-            self.shape = shape
-            self._w = np.zeros(shape)
-
-        def forward(self, x):
-            return x @ self._w.T
-
-        def update(self, x, d, lr):
-            self._w -= lr * np.atleast_2d(d).T @ np.atleast_2d(x)
-
-        def read_weights(self, **kw):
-            return self._w.copy()
-
     tile = NumpyTile((ROWS, COLS))
     with pytest.raises(TypeError, match="oracle"):
         program(tile, target, ColumnWriter())
     result = program(tile, target, ColumnWriter(), max_iter=2 * COLS, oracle=lambda: tile._w)
     assert result.final.err_fro < 1e-12
     assert result.final.reads == result.final.update_cycles == 2 * COLS
-    assert np.isnan(result.final.pulses_full)
+    assert np.isnan(result.final.pulses_full) and np.isnan(result.final.err_floor)
+
+
+class NumpyTile:
+    """A minimal third-party tile: exact reads and writes, no counters, no configs."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        self._w = np.zeros(shape)
+
+    def forward(self, x):
+        return x @ self._w.T
+
+    def update(self, x, d, lr):
+        self._w -= lr * np.atleast_2d(d).T @ np.atleast_2d(x)
+
+    def read_weights(self, method="eye", over_sampling=1):
+        return self.forward(np.eye(self.shape[1])).T
+
+
+def test_reads_of_a_third_party_tile_are_counted_and_budgeted(target):
+    tile = NumpyTile((ROWS, COLS))
+    result = program(tile, target, Reader(over_sampling=3), max_iter=5, oracle=lambda: tile._w)
+    assert list(result.table.reads) == [3 * COLS * i for i in range(6)]
+    result = program(tile, target, Reader(over_sampling=3), max_iter=100, max_reads=10 * COLS,
+                     oracle=lambda: tile._w)
+    assert result.stop == "max_reads" and result.final.iteration == 4  # 12 COLS >= 10 COLS > 9 COLS
+    # on a Crossbar the view's tally of a read equals the crossbar's own count (no double count)
+    xb = _tile()
+    view = TileView(xb)
+    before = xb.counters["reads"]
+    view.read_weights(over_sampling=2)
+    view.read_weights(method="lstsq")
+    assert view.calls["reads"] == xb.counters["reads"] - before == 3 * COLS
+    result = program(xb, target, Reader(over_sampling=2), max_iter=3)
+    assert result.final.reads == 3 * 2 * COLS
+
+
+def test_an_algorithm_that_ends_by_itself_is_finished(target):
+    result = program(_tile(), target, Idle(steps=4), max_iter=10)
+    assert result.stop == "finished" and result.final.iteration == 4 and len(result.table) == 5
+    # ending by itself before the first step records the initial state only
+    result = program(_tile(), target, Idle(steps=0), max_iter=10)
+    assert result.stop == "finished" and list(result.table.iteration) == [0]
+    # the budget wins when the algorithm would go on: max_iter, not finished
+    assert program(_tile(), target, Idle(steps=4), max_iter=4).stop == "max_iter"
+    # a built-in that ends by itself: write-verify on an exact tile, every cell within tolerance
+    xb = _tile()
+    result = program(xb, target, "write-verify", max_iter=50)
+    assert result.stop == "finished" and result.final.iteration < 50
+    assert np.abs(xb.weights - target).max() <= 1e-3 + 1e-12  # its own criterion: within one dw_min
 
 
 # ----------------------------------------------------------------------------- budgets and costs
 
 
-def test_max_iter_and_finished():
+def test_max_iter():
     xb = _tile()
     t = np.random.default_rng(0).normal(0, 0.1, (ROWS, COLS))
-    assert program(xb, t, ColumnWriter(), max_iter=5).final.iteration == 5
+    result = program(xb, t, ColumnWriter(), max_iter=5)
+    assert result.final.iteration == 5 and result.stop == "max_iter"
 
 
 @pytest.mark.parametrize("budget", ["max_pulses", "max_reads"])
@@ -224,21 +298,55 @@ def test_table_columns_and_metrics(target):
     xb = _tile()
     result = program(xb, target, ColumnWriter(), max_iter=9, record_every=4)
     table = result.table
-    for col in ("iteration", "err_fro", "err_spec", "err_nuc", "err_mvm", "err_observed", *COUNTERS, "wall_s",
-                "pulse_floor", "cycle_floor", "pulses_over_floor", "cycles_over_floor", "column"):
+    for col in ("iteration", "err_fro", "err_spec", "err_nuc", "err_mvm", "err_observed", "err_floor", "err_excess",
+                *COUNTERS, "wall_s", "compile_s", "pulse_floor", "cycle_floor", "pulses_over_floor",
+                "cycles_over_floor", "column"):
         assert col in table.columns, col
     assert list(table.iteration) == [0, 4, 8, 9]
     first = table.iloc[0]
-    sv = np.linalg.svd(target, compute_uv=False)
-    assert first.err_fro == pytest.approx(1.0)
-    assert first.err_spec == pytest.approx(sv[0]) and first.err_nuc == pytest.approx(sv.sum())
-    assert first.err_mvm == pytest.approx(1.0)
+    # from W0 = 0 every relative error is exactly 1, whatever the norm
+    for col in ("err_fro", "err_spec", "err_nuc", "err_mvm"):
+        assert first[col] == pytest.approx(1.0), col
     assert first.pulse_floor == pytest.approx(np.abs(target).sum() / 1e-3)
     assert first.cycle_floor == pytest.approx(max(np.linalg.matrix_rank(target), np.abs(target).max() / 0.031))
     e = xb.weights - target
-    assert result.final.err_fro == pytest.approx(np.linalg.norm(e) / np.linalg.norm(target))
-    assert result.final.pulses_over_floor == pytest.approx(result.final.pulses_full / first.pulse_floor)
+    final = result.final
+    assert final.err_fro == pytest.approx(np.linalg.norm(e) / np.linalg.norm(target))
+    assert final.err_spec == pytest.approx(np.linalg.norm(e, 2) / np.linalg.norm(target, 2))
+    assert final.err_nuc == pytest.approx(np.linalg.norm(e, "nuc") / np.linalg.norm(target, "nuc"))
+    assert final.pulses_over_floor == pytest.approx(final.pulses_full / first.pulse_floor)
     assert table.wall_s.is_monotonic_increasing
+    assert (table.compile_s == first.compile_s).all() and first.compile_s >= 0
+
+
+def test_err_floor_is_the_part_no_algorithm_can_remove():
+    """err_floor from each cell's own bounds, against a cell-by-cell loop; err_excess = err_fro - err_floor."""
+    xb = Crossbar(ROWS, COLS, device=devices.ConstantStep(w_max_dtod=0.5, w_min_dtod=0.5), seed=2)
+    cells = xb.cells
+    t = np.random.default_rng(4).uniform(-0.8, 0.8, (ROWS, COLS))
+    outside = 0.0
+    for i in range(ROWS):
+        for j in range(COLS):
+            outside += max(t[i, j] - cells.w_max[i, j], 0.0) ** 2 + max(cells.w_min[i, j] - t[i, j], 0.0) ** 2
+    floor = np.sqrt(outside) / np.linalg.norm(t)
+    assert floor > 0.05  # the target asks for more than some cells hold
+    result = program(xb, t, ColumnWriter(), max_iter=3)
+    np.testing.assert_allclose(result.table.err_floor, floor, rtol=1e-12)
+    np.testing.assert_allclose(result.table.err_excess, result.table.err_fro - floor)
+    # the best state the cells allow has no excess
+    xb.set_weights(t)
+    assert program(xb, t, Idle(), max_iter=3).final.err_excess == pytest.approx(0.0, abs=1e-12)
+
+
+def test_warm_up_leaves_the_tile_alone_and_is_recorded_apart(target):
+    xb = _tile(device=devices.ConstantStep(), io=IO())
+    xb.set_weights(target)
+    before, counters = xb.weights, xb.counters
+    result = program(xb, target, Idle(), max_iter=3)
+    np.testing.assert_array_equal(xb.weights, before)
+    assert xb.counters == counters
+    assert result.final.compile_s > 0 and result.final.wall_s >= 0
+    assert program(xb, target, Idle(), max_iter=3, warm=False).final.compile_s == 0
 
 
 def test_step_extra_may_not_shadow_runner_columns(target):
@@ -271,3 +379,20 @@ def test_bad_options_name_the_option_and_the_fix(target):
         program(_tile(), target, ColumnWriter(), lr=0.1)
     with pytest.raises(ValueError, match="'target' parameter of program must have the tile's shape"):
         program(_tile(), target.T, "gdp")
+
+
+def test_the_distribution_lists_every_package_and_installs_algorithms_under_our_name():
+    """pyproject lists packages explicitly (progsim_algorithms lives in the folder algorithms/):
+    a new progsim subpackage that is not listed would be missing from the wheel."""
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    setuptools = config["tool"]["setuptools"]
+    on_disk = {".".join(p.parent.relative_to(root).parts) for p in (root / "progsim").rglob("__init__.py")}
+    assert on_disk <= set(setuptools["packages"]), on_disk - set(setuptools["packages"])
+    assert setuptools["package-dir"] == {"progsim_algorithms": "algorithms"}
+    assert "algorithms" not in setuptools["packages"]
+    targets = config["project"]["entry-points"]["progsim.algorithms"].values()
+    assert all(t.startswith("progsim_algorithms.") for t in targets)
