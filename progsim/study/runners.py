@@ -191,9 +191,10 @@ def run_study(study, trial_fn: Callable | None = None, *, out, workers: int | No
     Parameters
     ----------
     study : Study, path to a TOML file, mapping or list of mappings
-        A programming study (:class:`Study` or its file), run by the built-in
-        :func:`~progsim.study.programming_trial`; or, with ``trial_fn``, a grid for
-        :func:`~progsim.study.expand_grid` (axis name to values).
+        A programming study (:class:`Study`, its file or its mapping), run by the built-in
+        :func:`~progsim.study.programming_trial` (or by ``trial_fn``, given the same
+        parameters); or, with ``trial_fn``, a grid for :func:`~progsim.study.expand_grid`
+        (axis name to values).
     trial_fn : callable, optional
         ``trial_fn(params) -> rows`` (DataFrame, list of dicts or dict of columns): one
         trial. It must be a module-level function, importable by worker processes (not a
@@ -270,8 +271,8 @@ def _resolve(study, trial_fn, seed, tol, name):
             raise TypeError(f"The 'study' parameter of run_study must be a Study, a TOML path or a study "
                             f"mapping when no trial_fn is given. Got {type(study).__name__} instead.")
         return study.trials(), programming_trial, study.tol if tol is None else tol, name or study.name
-    if isinstance(study, Study):
-        raise TypeError("A Study runs the built-in programming trial; give a grid (mapping) with trial_fn.")
+    if isinstance(study, Study):  # a programming study's trials under another function (a wrapper)
+        return study.trials(), trial_fn, study.tol if tol is None else tol, name or study.name
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"The 'seed' parameter of run_study must be an int >= 0. Got {seed!r} instead.")
     params = [p if "study_seed" in p else {**p, "study_seed": seed} for p in expand_grid(study)]
