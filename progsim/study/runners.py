@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import traceback
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,7 +128,7 @@ def _run_local(todo, trial_fn, store, progress, workers, numba_threads, mp_conte
                 tid, params = pending.pop(fut)
                 try:
                     outcome = fut.result()
-                except cf.process.BrokenProcessPool as exc:
+                except BrokenProcessPool as exc:
                     raise RuntimeError("A worker process died (killed, out of memory?); the finished "
                                        "trials are saved, run the study again to resume.") from exc
                 progress.finished(_record(store, tid, params, outcome))

@@ -43,6 +43,7 @@ Table columns are named as the keys: ``algorithm``, ``device``, ``pulses``, ``io
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
 import itertools
 import pathlib
@@ -55,7 +56,14 @@ from progsim import pulses as pulse_schemes
 from progsim._validate import Interval, Options, param_error
 from progsim.halfselect import MODES, HalfSelect
 from progsim.periphery import IO
-from progsim.program import COUNTERS, METRICS, _entry_points, algorithms_available, get_algorithm
+from progsim import algorithms_available
+
+try:  # the programming layer as the package progsim.programming...
+    from progsim.programming import COUNTERS, METRICS, get_algorithm
+    from progsim.programming import registry as _registry
+except ImportError:  # ...or as the module progsim/program.py (``progsim.program`` is the function)
+    _registry = importlib.import_module("progsim.program")
+    COUNTERS, METRICS, get_algorithm = _registry.COUNTERS, _registry.METRICS, _registry.get_algorithm
 from progsim.study.grid import SPECS, canonical, trial_id
 
 DEVICE_MODELS = ("Ideal", "ConstantStep", "LinearStep", "SoftBounds", "ExpStep", "PowStep", "Piecewise")
@@ -72,7 +80,7 @@ PARAM_COLUMNS = ("algorithm", "device", "pulses", "io", "half_select", "strength
                  "target", "rank", "max_abs", "clip", "seed", "study_seed") + BUDGETS
 # names an option may not take: they are already columns of the tables
 RESERVED = set(PARAM_COLUMNS) | set(METRICS) | set(COUNTERS) | {
-    "iteration", "wall_s", "pulse_floor", "cycle_floor", "pulses_over_floor", "cycles_over_floor", "stop",
+    "iteration", "wall_s", "compile_s", "pulse_floor", "cycle_floor", "pulses_over_floor", "cycles_over_floor", "stop",
     "trial_id", "status", "error_type", "error_message", "converged", "iterations", "iterations_to_tol",
     "pulses_to_tol", "reads_to_tol", "tol", "pulses_total", SPECS}
 
@@ -367,12 +375,11 @@ def _check_budgets(chk: _Checker, path: str, entry: dict) -> None:
 
 
 def _factory(key: str):
-    from progsim.program import _REGISTRY  # the factory, to read its declared options
-
-    if key not in _REGISTRY:
-        ep = _entry_points().get(key)
+    """The factory registered as ``key`` (to read the options it declares), or None."""
+    if key not in _registry._REGISTRY:
+        ep = _registry._entry_points().get(key)
         return ep.load() if ep is not None else None
-    return _REGISTRY[key]
+    return _registry._REGISTRY[key]
 
 
 def accepts_option(key: str, name: str) -> bool:

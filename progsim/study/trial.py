@@ -14,9 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from progsim.crossbar import Crossbar
-from progsim.halfselect import HalfSelect
-from progsim.program import program
+from progsim import Crossbar, HalfSelect, program
 from progsim.study.grid import SPECS, int_seed, seed_sequence
 from progsim.study.spec import accepts_option, build_device, build_io, build_pulses, load_builtin_algorithms
 
