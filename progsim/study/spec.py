@@ -51,12 +51,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from progsim import devices
+from progsim import algorithms_available, devices
 from progsim import pulses as pulse_schemes
 from progsim._validate import Interval, Options, param_error
 from progsim.halfselect import MODES, HalfSelect
 from progsim.periphery import IO
-from progsim import algorithms_available
+from progsim.study.grid import SPECS, canonical, trial_id
 
 try:  # the programming layer as the package progsim.programming...
     from progsim.programming import COUNTERS, METRICS, get_algorithm
@@ -64,7 +64,6 @@ try:  # the programming layer as the package progsim.programming...
 except ImportError:  # ...or as the module progsim/program.py (``progsim.program`` is the function)
     _registry = importlib.import_module("progsim.program")
     COUNTERS, METRICS, get_algorithm = _registry.COUNTERS, _registry.METRICS, _registry.get_algorithm
-from progsim.study.grid import SPECS, canonical, trial_id
 
 DEVICE_MODELS = ("Ideal", "ConstantStep", "LinearStep", "SoftBounds", "ExpStep", "PowStep", "Piecewise")
 PULSE_SCHEMES = ("Ideal", "IdealWithDevice", "MeanCount", "Stochastic", "DeterministicImplicit")
