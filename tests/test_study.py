@@ -173,6 +173,15 @@ def test_trial_function_failures_recorded_and_finished_trials_skipped(tmp_path):
     assert CALLS[6:] == [-1.0, -1.0]
 
 
+def test_parameters_come_first_whichever_trial_brings_them(tmp_path):
+    # the second grid's parameter must not land after the first trial's measured columns
+    grid = [{"rate": 0.5, "steps": 2}, {"rate": 0.5, "steps": 2, "extra": "x"}]
+    result = run_study(grid, trial_fn=decay_trial, out=tmp_path, workers=0, tol=0.3, progress=False)
+    params = ["trial_id", "rate", "steps", "study_seed", "extra"]
+    assert list(result.trials.columns[:6]) == params + ["status"]
+    assert list(result.iterations.columns[:6]) == params + ["iteration"]
+
+
 def test_trial_function_must_be_importable(tmp_path):
     with pytest.raises(TypeError, match="module-level function"):
         run_study({"a": 1}, trial_fn=lambda p: [p], out=tmp_path, workers=0)

@@ -83,6 +83,8 @@ class _Progress:
         self.show()
 
     def close(self) -> None:
+        self.running = 0
+        self.show()
         self.bar.close()
 
 

@@ -136,6 +136,11 @@ def _trial_row(tid: str, params: Mapping[str, Any], status: str, frame: pd.DataF
     return row
 
 
+def _params_first(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    head = [c for c in first if c in frame.columns]
+    return frame[head + [c for c in frame.columns if c not in head]].infer_objects()
+
+
 def consolidate(store: TrialStore, trials: Sequence[tuple[str, Mapping[str, Any]]], *,
                 tol: float | None = None, tol_metric: str = "err_fro") -> tuple[pd.DataFrame, pd.DataFrame]:
     """The iteration and trial tables of ``trials`` (``(trial_id, params)`` in grid order).
@@ -156,8 +161,11 @@ def consolidate(store: TrialStore, trials: Sequence[tuple[str, Mapping[str, Any]
         if status == "ok":
             frames.append(frame)
         rows.append(_trial_row(tid, params, status, frame, tol, tol_metric))
-    iterations = pd.concat(frames, ignore_index=True).infer_objects() if frames else pd.DataFrame()
-    table = pd.DataFrame(rows).infer_objects()
+    # parameters first, in grid order, whichever trial brought them (an option of the
+    # second algorithm would otherwise land after the first one's metrics)
+    first = ["trial_id"] + list(dict.fromkeys(c for _, params in trials for c in columns(params)))
+    iterations = _params_first(pd.concat(frames, ignore_index=True), first) if frames else pd.DataFrame()
+    table = _params_first(pd.DataFrame(rows), first)
     if "converged" in table:
         table["converged"] = table["converged"].astype("boolean")
     return iterations, table
