@@ -5,6 +5,7 @@ Tiles are 8x6 and studies a dozen trials so that the file runs in well under a m
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pathlib
@@ -85,6 +86,7 @@ def test_reference_run_has_every_trial(small_study, reference):
     # iteration rows: gdp records 0, 4, ..., 40 (11 rows), svd 0..10 (11 rows)
     assert len(reference.iterations) == n * 11
     assert list(reference.iterations.columns[:3]) == ["trial_id", "algorithm", "device"]
+    assert json.loads((reference.out / "study.json").read_text())["tile"]["shape"] == [8, 6]
 
 
 def test_killed_study_resumes_to_the_uninterrupted_tables(small_study, reference, tmp_path):

@@ -14,6 +14,7 @@ bar but not recorded, so the next run retries it.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import multiprocessing
 import os
 import traceback
@@ -204,7 +205,8 @@ def run_study(study, trial_fn: Callable | None = None, *, out, workers: int | No
         lambda, not defined in ``__main__`` of an interactive session), and a pure function
         of ``params``; draw its randomness from :func:`~progsim.study.seed_sequence`.
     out : path
-        Results directory (created): per-trial files, ``iterations.parquet``, ``trials.parquet``.
+        Results directory (created): per-trial files, ``iterations.parquet``, ``trials.parquet``
+        and, for a programming study, ``study.json`` (its description).
     workers : int, optional
         Worker processes (default: the CPUs available); 0 runs trials in this process, one
         after another. With ``dask``: LocalCluster workers (ignored for a scheduler address).
@@ -225,7 +227,7 @@ def run_study(study, trial_fn: Callable | None = None, *, out, workers: int | No
     mp_context : str
         ``"spawn"`` or ``"forkserver"``: how local worker processes start.
     """
-    params_list, trial_fn, tol, name = _resolve(study, trial_fn, seed, tol, name)
+    study, params_list, trial_fn, tol, name = _resolve(study, trial_fn, seed, tol, name)
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     for key, value, low in (("workers", workers, 0), ("numba_threads", numba_threads, 1)):
@@ -240,6 +242,8 @@ def run_study(study, trial_fn: Callable | None = None, *, out, workers: int | No
     trials = [(trial_id(fn_name, p), p) for p in params_list]
     store = TrialStore(out)
     store.prepare()
+    if isinstance(study, Study):  # the description the tables came from, beside them
+        (store.out / "study.json").write_text(json.dumps(study.source, indent=2, sort_keys=False) + "\n")
     if retry_failed:
         for tid, _ in trials:
             store.forget_failure(tid)
@@ -262,7 +266,7 @@ def run_study(study, trial_fn: Callable | None = None, *, out, workers: int | No
 
 
 def _resolve(study, trial_fn, seed, tol, name):
-    """(trial parameters, trial function, tol, name) of what run_study was given."""
+    """(study, trial parameters, trial function, tol, name) of what run_study was given."""
     from progsim.study.trial import programming_trial
 
     if trial_fn is None:
@@ -273,11 +277,11 @@ def _resolve(study, trial_fn, seed, tol, name):
         if not isinstance(study, Study):
             raise TypeError(f"The 'study' parameter of run_study must be a Study, a TOML path or a study "
                             f"mapping when no trial_fn is given. Got {type(study).__name__} instead.")
-        return study.trials(), programming_trial, study.tol if tol is None else tol, name or study.name
+        return study, study.trials(), programming_trial, study.tol if tol is None else tol, name or study.name
     if isinstance(study, Study):  # a programming study's trials under another function (a wrapper)
-        return study.trials(), trial_fn, study.tol if tol is None else tol, name or study.name
+        return study, study.trials(), trial_fn, study.tol if tol is None else tol, name or study.name
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"The 'seed' parameter of run_study must be an int >= 0. Got {seed!r} instead.")
     params = [p if "study_seed" in p else {**p, "study_seed": seed} for p in expand_grid(study)]
-    return params, trial_fn, tol, name or getattr(trial_fn, "__name__", "study")
+    return study, params, trial_fn, tol, name or getattr(trial_fn, "__name__", "study")
 
