@@ -184,6 +184,25 @@ def test_parameters_come_first_whichever_trial_brings_them(tmp_path):
     assert list(result.iterations.columns[:6]) == params + ["iteration"]
 
 
+def numba_threads_trial(params):
+    import numba
+
+    return [{"iteration": 0, "threads": numba.get_num_threads()}]
+
+
+def test_each_trial_runs_numba_on_the_asked_threads(tmp_path):
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        for asked in (1, 2):
+            result = run_study({"asked": asked}, trial_fn=numba_threads_trial, out=tmp_path / str(asked),
+                               workers=0, numba_threads=asked, progress=False)
+            assert result.trials.threads.item() == min(asked, numba.config.NUMBA_NUM_THREADS)
+    finally:
+        numba.set_num_threads(before)
+
+
 def test_trial_function_must_be_importable(tmp_path):
     with pytest.raises(TypeError, match="module-level function"):
         run_study({"a": 1}, trial_fn=lambda p: [p], out=tmp_path, workers=0)
