@@ -28,13 +28,10 @@ import time
 import numpy as np
 import pandas as pd
 
-try:
-    import progsim_algorithms  # noqa: F401  (registers the built-ins: the package's new name)
-except ImportError:
-    import algorithms  # noqa: F401
+import progsim_algorithms  # noqa: F401  (registers the built-in algorithms)
 from progsim import IO, Crossbar, devices, pulses  # noqa: E402
 from progsim.inference.aihwkit_adapter import AihwkitTile  # noqa: E402
-from progsim.program import program  # noqa: E402
+from progsim import program  # noqa: E402
 
 # (label, registry key, options, max_iter): the settings of accuracy_vs_noise.py
 ALGORITHMS = [

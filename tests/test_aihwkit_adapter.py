@@ -14,10 +14,7 @@ import torch
 import progsim
 from progsim.inference.aihwkit_adapter import AihwkitTile
 
-try:
-    import progsim_algorithms  # noqa: F401  (registers the built-in algorithms; the package's new name)
-except ImportError:
-    import algorithms  # noqa: F401
+import progsim_algorithms  # noqa: F401  (registers the built-in algorithms)
 
 
 class ExactSimTile:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
-import algorithms  # noqa: F401  (registers the built-in algorithms)
+import progsim_algorithms  # noqa: F401  (registers the built-in algorithms)
 import progsim
 from progsim import Crossbar, HalfSelect, IO, devices, pulses
 

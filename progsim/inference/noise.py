@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from progsim._validate import Interval, check_array, param, param_error, validate_fields
-from progsim.program import OrNone
+from progsim._validate import OrNone
 
 _POS = Interval(0.0, None, closed="neither")
 _NONNEG = Interval(0.0, None, closed="left")

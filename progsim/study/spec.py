@@ -43,7 +43,6 @@ Table columns are named as the keys: ``algorithm``, ``device``, ``pulses``, ``io
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import itertools
 import pathlib
@@ -58,12 +57,8 @@ from progsim.halfselect import MODES, HalfSelect
 from progsim.periphery import IO
 from progsim.study.grid import SPECS, canonical, trial_id
 
-try:  # the programming layer as the package progsim.programming...
-    from progsim.programming import COUNTERS, METRICS, get_algorithm
-    from progsim.programming import registry as _registry
-except ImportError:  # ...or as the module progsim/program.py (``progsim.program`` is the function)
-    _registry = importlib.import_module("progsim.program")
-    COUNTERS, METRICS, get_algorithm = _registry.COUNTERS, _registry.METRICS, _registry.get_algorithm
+from progsim.programming import COUNTERS, METRICS, get_algorithm
+from progsim.programming import registry as _registry
 
 DEVICE_MODELS = ("Ideal", "ConstantStep", "LinearStep", "SoftBounds", "ExpStep", "PowStep", "Piecewise")
 PULSE_SCHEMES = ("Ideal", "IdealWithDevice", "MeanCount", "Stochastic", "DeterministicImplicit")
@@ -91,10 +86,7 @@ _UNIT = Interval(0.0, 1.0)
 
 def load_builtin_algorithms() -> None:
     """Register the built-in algorithms (the one place that names their package)."""
-    try:
-        import progsim_algorithms  # noqa: F401
-    except ImportError:
-        import algorithms  # noqa: F401
+    import progsim_algorithms  # noqa: F401
 
 
 class _Checker:
