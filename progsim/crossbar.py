@@ -19,7 +19,7 @@ import numpy as np
 from progsim import _kernels, devices, pulses as _pulses
 from progsim._validate import check_array, param_error
 from progsim.halfselect import HalfSelect
-from progsim.periphery import IO, mvm
+from progsim.periphery import IO, io_params, mvm
 
 COUNTER_NAMES = ("update_cycles", "pulses_full", "pulses_half", "pulses_single", "reads", "reads_backward")
 _DTYPES = (np.float32, np.float64)
@@ -76,6 +76,8 @@ class Crossbar:
         self.shape = (int(out_size), int(in_size))
         self.device, self.pulses, self.half_select = device, pulses, half_select
         self.io, self.io_backward = io, io_backward
+        self._io_p = io_params(io)
+        self._io_p_backward = io_params(io_backward, backward=True)
         self.dtype = np.dtype(dtype)
         self.seed = int(seed)
         ss = np.random.SeedSequence(self.seed)
@@ -156,14 +158,16 @@ class Crossbar:
     def forward(self, x) -> np.ndarray:
         """``y = W x`` through the forward periphery; ``x`` of shape (batch, in) or (in,)."""
         xb, single = self._batch(x, "x", self.shape[1], "forward")
-        y = mvm(self._wa, xb, self.io, self._io_rng)
+        y = mvm(self._wa, xb, self.io, self._io_rng, self._io_p)
         self._counters["reads"] += xb.shape[0]
         return y[0] if single else y
 
     def backward(self, d) -> np.ndarray:
-        """``W^T d`` through the backward periphery; ``d`` of shape (batch, out) or (out,)."""
+        """``W^T d`` through the backward periphery; ``d`` of shape (batch, out) or (out,).
+
+        Without bound management, as in aihwkit: outputs beyond ``io_backward.out_bound`` saturate."""
         db, single = self._batch(d, "d", self.shape[0], "backward")
-        y = mvm(self._wa.T, db, self.io_backward, self._io_rng)
+        y = mvm(self._wa.T, db, self.io_backward, self._io_rng, self._io_p_backward, backward=True)
         self._counters["reads_backward"] += db.shape[0]
         return y[0] if single else y
 
