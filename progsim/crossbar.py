@@ -18,7 +18,7 @@ import numpy as np
 
 from progsim import _kernels, devices, pulses as _pulses
 from progsim._validate import check_array, param_error
-from progsim.halfselect import HalfSelect
+from progsim.halfselect import MODE_NONE, HalfSelect
 from progsim.periphery import IO, io_params, mvm
 
 COUNTER_NAMES = ("update_cycles", "pulses_full", "pulses_half", "pulses_single", "reads", "reads_backward")
@@ -193,11 +193,11 @@ class Crossbar:
     # ------------------------------------------------------------------ writes
 
     def _kernel_cfg(self, lr_sign: float, counter0: int) -> _kernels.KernelCfg:
-        hs = self.half_select
+        hs, dev = self.half_select, self.device
         return _kernels.KernelCfg(
-            self.pulses.kind == _pulses.KIND_MEAN_COUNT, hs.code if hs.active else 0,
-            float(hs.strength), float(hs.prob), float(self.device.dw_min_std), self._write_noise,
-            self._key, np.uint64(counter0), float(lr_sign))
+            self.pulses.kind == _pulses.KIND_MEAN_COUNT, hs.code if hs.active else MODE_NONE,
+            float(hs.strength), float(hs.prob), float(dev.dw_min_std), float(dev.write_noise_std),
+            float(dev.dw_min), self._key, np.uint64(counter0), float(lr_sign))
 
     def update(self, x, d, lr) -> None:
         """Pulsed update: in expectation ``W <- W - lr * sum_b outer(d_b, x_b)``.
@@ -229,7 +229,7 @@ class Crossbar:
         if kind == _pulses.KIND_IDEAL_DEVICE:
             before = self._w.astype(np.float64)
             _kernels.ideal_with_device(self._w, self._wa, xb, db, lr, self._cells.w_max, self._cells.w_min,
-                                       self._write_noise, self._key, np.uint64(counter0))
+                                       self._kernel_cfg(np.sign(lr), counter0))
             self._counters["pulses_full"] += int(np.rint(np.abs(self._w - before).sum() / self.device.dw_min))
             return
         cyc = _pulses.make_cycles(self.pulses, xb, db, lr, self.device.dw_min, self._key, counter0)
