@@ -36,8 +36,10 @@ FASTMATH = False
 CACHE = os.environ.get("PROGSIM_NUMBA_CACHE", "1") != "0"
 
 # Work (tile cells times update cycles, or lines times cycles for the trains) below which a
-# kernel runs serially. Chosen with ``studies/bench_update.py --threshold``: below it the
-# serial kernel beat the 2-thread one per call.
+# kernel runs serially: about where two threads start to beat one on an idle two-core machine
+# (the ``threshold`` table of ``studies/bench_update.py``). Below it a call is short, and a
+# parallel region, which waits for every thread, loses far more on busy cores than it gains
+# on idle ones.
 SERIAL_BELOW = 128 * 128
 
 _threads = {"n": None, "applied": False}

@@ -297,13 +297,14 @@ def pulsed_update(w, wa, cells, model, dev_p, cyc, cfg, counts, parallel=None):
     update_kernel(model, fast, parallel)(w, wa, cells, dev_p, cyc, cfg, counts)
 
 
-@jit(inline="always")
+@jit
 def _disturb_block(c, model, dev_p, rows, cols, skip_i, skip_j, up, cfg, st, buf):
     """Disturb every cell of ``rows x cols`` (ranges) of the arrays ``c`` (:class:`Cells`)
     except row ``skip_i`` and column ``skip_j``, in row-major order, each with probability
     ``cfg.prob`` by ``cfg.strength`` steps in direction ``up``; returns the number disturbed.
     A flat loop body that reads the normals with ``_rng.refill``/``_rng.take``, so that numba
-    does not reference-count the arrays per disturb."""
+    does not reference-count the arrays per disturb. Not inlined: compiled once (``model`` a
+    runtime code here) and shared by the three calls of every single-pulse kernel."""
     w, wa, wmx, wmn = c.w, c.wa, c.w_max, c.w_min
     dw_a = c.dw_up if up else c.dw_down
     strength, prob, std = cfg.strength, cfg.prob, cfg.dw_min_std
