@@ -219,6 +219,7 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
     std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
     st = np.empty(2, dtype=np.uint64)
     buf = np.empty(_rng.NBUF)
+    nbuf = np.uint64(_rng.NBUF)
     nfull = 0
     for b in range(cyc.bl.shape[0]):
         rbits = cyc.row_bits[b, i]
@@ -245,10 +246,12 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
                 wij = _clip(wij + sgn * mag, wmax, wmin)
                 nfull += 1
             w[i, j] = wij
-        if wn > 0.0:
+        if wn > 0.0:  # the draws of _write_noise_pass, through the same refill/take helpers
             for j in range(cols):
                 if (rbits & col_bits[b, j]) != _ZERO:
-                    wa[i, j] = w[i, j] + wn * _rng.normal_buffered(st, buf)
+                    if st[1] >= nbuf:
+                        _rng.refill(st, buf)
+                    wa[i, j] = w[i, j] + wn * _rng.take(st, buf)
     counts[i, 0] = nfull
     counts[i, 1] = 0
 

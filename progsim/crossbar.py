@@ -152,7 +152,11 @@ class Crossbar:
     # ------------------------------------------------------------------ reads
 
     def _batch(self, v, name, size, method):
-        arr = check_array(v, name, f"Crossbar.{method}", ndim=(1, 2), shape=(size,))
+        # the common call (a finite float64 array of the right shape) skips check_array's conversions
+        if not (type(v) is np.ndarray and v.dtype == np.float64 and 1 <= v.ndim <= 2 and v.shape[-1] == size
+                and np.isfinite(v).all()):
+            v = check_array(v, name, f"Crossbar.{method}", ndim=(1, 2), shape=(size,))
+        arr = v
         return arr[None, :] if arr.ndim == 1 else arr, arr.ndim == 1
 
     def forward(self, x) -> np.ndarray:
@@ -232,10 +236,12 @@ class Crossbar:
                                        self._kernel_cfg(np.sign(lr), counter0))
             self._counters["pulses_full"] += int(np.rint(np.abs(self._w - before).sum() / self.device.dw_min))
             return
-        cyc = _pulses.make_cycles(self.pulses, xb, db, lr, self.device.dw_min, self._key, counter0)
+        cfg = self._kernel_cfg(np.sign(lr), counter0)
+        cyc = _pulses.make_cycles(self.pulses, xb, db, lr, self.device.dw_min, self._key, counter0,
+                                  with_quadrants=cfg.half_select != MODE_NONE)
         counts = np.zeros((self.shape[0], 2), dtype=np.int64)
         _kernels.pulsed_update(self._w, self._wa, self._cells, type(self.device).model, self._shape_params,
-                               cyc, self._kernel_cfg(np.sign(lr), counter0), counts)
+                               cyc, cfg, counts)
         self._counters["pulses_full"] += int(counts[:, 0].sum())
         self._counters["pulses_half"] += int(counts[:, 1].sum())
 

@@ -66,7 +66,7 @@ class IO:
 
 
 # Index of each scalar in the float64 vector that io_params builds for _analog_pass.
-_NM, _INP_BOUND, _INP_STEP, _OUT_BOUND, _OUT_STEP, _W_NOISE, _OUT_NOISE, _BM_LIMIT = range(8)
+_NM, _INP_BOUND, _INP_STEP, _OUT_BOUND, _OUT_STEP, _W_NOISE, _OUT_NOISE, _BM_LIMIT, _N_NOISE = range(9)
 
 
 def _step(res: float, bound: float) -> float:
@@ -79,7 +79,7 @@ def io_params(io: IO, backward: bool = False) -> np.ndarray:
     ``backward=True`` switches bound management off, as aihwkit does on the backward pass.
     ``BM_LIMIT`` is the largest factor after which another halving is allowed (0: none).
     """
-    p = np.zeros(8)
+    p = np.zeros(9)
     p[_NM] = io.noise_management == "abs_max"
     p[_INP_BOUND] = io.inp_bound
     p[_INP_STEP] = _step(io.inp_res, io.inp_bound)
@@ -92,6 +92,7 @@ def io_params(io: IO, backward: bool = False) -> np.ndarray:
         if p[_INP_STEP] > 0:
             limit = min(limit, io.max_bm_res / p[_INP_STEP])
         p[_BM_LIMIT] = limit
+    p[_N_NOISE] = (io.w_noise > 0) + (io.out_noise > 0)
     return p
 
 
@@ -174,16 +175,16 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, pa
     if io.is_perfect:
         return x @ weights.T
     p = io_params(io, backward) if params is None else params
-    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.dtype != np.float64 or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=np.float64)
     nb, n_out = x.shape[0], weights.shape[0]
-    n_noise = int(p[_W_NOISE] > 0) + int(p[_OUT_NOISE] > 0)
+    n_noise = int(p[_N_NOISE])
     out = np.empty((nb, n_out))
     bm = np.ones(nb)
     rows = np.arange(nb)
-    while rows.size:
+    again = np.empty(nb, dtype=np.bool_)
+    z = rng.standard_normal((n_noise, nb, n_out))
+    while _analog_pass(weights, x, rows, bm, z, p, out, again):
+        rows = rows[again[:rows.size]]
         z = rng.standard_normal((n_noise, rows.size, n_out))
-        again = np.empty(rows.size, dtype=np.bool_)
-        if not _analog_pass(weights, x, rows, bm, z, p, out, again):
-            break
-        rows = rows[again]
     return out

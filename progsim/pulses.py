@@ -213,8 +213,9 @@ def _spread_trains(count, bl):
     return out
 
 
-def make_cycles(scheme: _Trained, x, d, lr, dw_min, key: np.uint64, counter0: int) -> Cycles:
-    """All per-cycle pulse data for a batch of ``b`` update cycles."""
+def make_cycles(scheme: _Trained, x, d, lr, dw_min, key: np.uint64, counter0: int, with_quadrants: bool = True) -> Cycles:
+    """All per-cycle pulse data for a batch of ``b`` update cycles. ``with_quadrants=False``
+    leaves ``quad`` all False, for the kernel without half-selection, which does not read it."""
     px, pd, bl = probabilities(scheme, x, d, lr, dw_min)
     row_sign = np.sign(d).astype(np.int8)
     col_sign = np.sign(x).astype(np.int8)
@@ -232,4 +233,5 @@ def make_cycles(scheme: _Trained, x, d, lr, dw_min, key: np.uint64, counter0: in
     else:  # MeanCount: the kernel builds per-cell slot masks from the probabilities
         col_bits = np.zeros((nb, x.shape[1]), dtype=np.uint64)
         row_bits = np.zeros((nb, d.shape[1]), dtype=np.uint64)
-    return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bl, quadrants(row_sign, col_sign))
+    quad = quadrants(row_sign, col_sign) if with_quadrants else np.zeros((nb, 4), dtype=np.bool_)
+    return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bl, quad)

@@ -11,7 +11,8 @@ Four tables, printed and written as Parquet under ``--out``:
 * ``compile``: seconds of each first call in a fresh process with an empty numba cache
   (``NUMBA_CACHE_DIR`` a new temporary folder): import, first update, first forward, first
   single-device pulse, first V/2 update, first SoftBounds update, in that order (a later call
-  reuses what an earlier one compiled, as in a user's first script).
+  reuses what an earlier one compiled, as in a user's first script); wall clock, and the
+  process's CPU seconds (``... cpu``), which other work on the machine inflates less.
 * ``threshold``: per-call update time of the serial and the parallel kernel variant on two
   threads, batch 1, by tile size: where the parallel variant starts to win is
   ``progsim._config.SERIAL_BELOW``.
@@ -110,17 +111,18 @@ def per_call_ours(size, batch, op, threads, dtype=np.float64, seconds=0.2, max_c
 
 _COLD = """
 import json, time
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 import numpy as np
 from progsim import Crossbar, HalfSelect, devices
-out = {"import": time.perf_counter() - t}
+out = {"import": time.perf_counter() - t, "import cpu": time.process_time() - c}
 rng = np.random.default_rng(0)
 x, d = rng.uniform(-1, 1, (1, 32)), rng.uniform(-1, 1, (1, 32))
 xb = Crossbar(32, 32, seed=0)
 def first(name, call):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     call()
     out[name] = time.perf_counter() - t
+    out[name + " cpu"] = time.process_time() - c
 first("first update", lambda: xb.update(x, d, 0.01))
 first("first forward", lambda: xb.forward(x))
 first("first pulse", lambda: xb.pulse([0], [1], [2]))
