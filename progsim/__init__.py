@@ -1,6 +1,7 @@
 """progsim: weight-programming algorithms on simulated analog in-memory-computing crossbars."""
 
 from progsim import devices, pulses
+from progsim._config import num_threads, set_num_threads
 from progsim.crossbar import Crossbar
 from progsim.halfselect import HalfSelect
 from progsim.periphery import IO
@@ -9,4 +10,4 @@ from progsim.programming import ProgramResult, Step, algorithms_available, progr
 __version__ = "0.1.0"
 
 __all__ = ["Crossbar", "HalfSelect", "IO", "ProgramResult", "Step", "algorithms_available", "devices",
-           "program", "pulses", "register", "__version__"]
+           "num_threads", "program", "pulses", "register", "set_num_threads", "__version__"]

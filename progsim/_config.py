@@ -1,12 +1,18 @@
-"""Numba settings, in one place.
+"""Numba settings and thread count, in one place.
 
 Every compiled function in progsim is decorated with :func:`jit` or :func:`jit_parallel`
-from here; no module hard-codes ``fastmath``, ``parallel`` or ``cache``.
+from here, or made by :func:`serial_and_parallel`; no module hard-codes ``fastmath``,
+``parallel`` or ``cache``.
 
 * ``fastmath`` is off: device physics must be bit-reproducible across machines and thread
   counts, and fast-math reassociation would break the exact kernel/naive equality tests.
-* ``cache`` is on unless ``PROGSIM_NUMBA_CACHE=0``: compile time dominates short runs, and
-  the on-disk cache lets a test session, a study and a later session share kernels.
+* ``cache`` is on unless ``PROGSIM_NUMBA_CACHE=0``: the compiled kernels are written beside
+  the package (``progsim/__pycache__``) and loaded by later processes.
+* Threads: :func:`set_num_threads` (or ``PROGSIM_NUM_THREADS``, read once at import) sets the
+  threads of the parallel kernels for the whole process; with one thread, or below
+  ``SERIAL_BELOW`` cells times cycles, the serial variant of a kernel runs instead (no
+  parallel region, whose start-up dominates small calls and which waits for busy cores).
+  Both variants take the same draws, so results do not depend on which ran.
 
 numba checks a cached kernel only against its own source file, not against the functions it
 inlines from other modules: after an edit of ``_rng.py`` or ``devices.py`` the kernels of
@@ -19,12 +25,76 @@ from __future__ import annotations
 
 import hashlib
 import os
+import types
 from pathlib import Path
 
 import numba
 
+from progsim._validate import param_error
+
 FASTMATH = False
 CACHE = os.environ.get("PROGSIM_NUMBA_CACHE", "1") != "0"
+
+# Work (tile cells times update cycles, or lines times cycles for the trains) below which a
+# kernel runs serially: about where two threads start to beat one on an idle two-core machine
+# (the ``threshold`` table of ``studies/bench_update.py``). Below it a call is short, and a
+# parallel region, which waits for every thread, loses far more on busy cores than it gains
+# on idle ones.
+SERIAL_BELOW = 128 * 128
+
+_threads = {"n": None, "applied": False}
+
+
+def _env_threads():
+    raw = os.environ.get("PROGSIM_NUM_THREADS")
+    if raw is None or raw == "":
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"The 'PROGSIM_NUM_THREADS' environment variable must be an int >= 1. Got {raw!r} instead.") from None
+    return _checked_threads(n, "PROGSIM_NUM_THREADS")
+
+
+def _checked_threads(n, name="n"):
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise param_error("set_num_threads", name, "an int >= 1", n)
+    return min(n, numba.config.NUMBA_NUM_THREADS)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in progsim's parallel kernels (and BLAS, through threadpoolctl where
+    installed) for the rest of the process; ``set_num_threads(1)`` makes a worker process
+    serial (a study worker beside others). Capped at numba's ``NUMBA_NUM_THREADS``."""
+    _threads["n"] = _checked_threads(n)
+    _threads["applied"] = False
+    _apply_threads()
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    except ImportError:
+        return
+    threadpool_limits(limits=_threads["n"], user_api="blas")
+
+
+def num_threads() -> int:
+    """Threads progsim's parallel kernels use (numba's default unless set)."""
+    return numba.config.NUMBA_NUM_THREADS if _threads["n"] is None else _threads["n"]
+
+
+def _apply_threads():
+    if not _threads["applied"]:
+        _threads["applied"] = True
+        if _threads["n"] is not None:
+            numba.set_num_threads(_threads["n"])
+
+
+def use_parallel(work: int) -> bool:
+    """Whether a call of ``work`` units should run the parallel variant of its kernel (and, if
+    so, numba's thread count is applied first)."""
+    if work < SERIAL_BELOW or num_threads() == 1:
+        return False
+    _apply_threads()
+    return True
 
 
 def jit(fn=None, **overrides):
@@ -41,13 +111,31 @@ def jit_parallel(fn):
     return numba.njit(cache=CACHE, fastmath=FASTMATH, nogil=True, parallel=True)(fn)
 
 
+def renamed(fn, name: str):
+    """A copy of the Python function ``fn`` under another name. numba names a kernel's cache
+    file after the function's qualified name, so two kernels compiled from one Python function
+    (serial and parallel, or one per device model) need names of their own."""
+    g = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    g.__qualname__ = name
+    g.__module__ = fn.__module__
+    g.__doc__ = fn.__doc__
+    return g
+
+
+def serial_and_parallel(fn):
+    """``(serial, parallel)`` kernels compiled from one ``prange`` function: the serial one runs
+    ``prange`` as ``range``. Each compiles on its first call only."""
+    name = fn.__name__
+    return jit(renamed(fn, name + "_serial")), jit_parallel(renamed(fn, name + "_parallel"))
+
+
 def _drop_stale_kernels(package: Path | None = None) -> None:
     package = Path(__file__).resolve().parent if package is None else Path(package)
     cache = package / "__pycache__"
     digest = hashlib.sha1()
     for src in sorted(package.rglob("*.py")):
         text = src.read_bytes()
-        if src.name == "_config.py" or b"_config import jit" in text:  # modules with kernels
+        if src.name == "_config.py" or b"_config import" in text and b"jit" in text:  # modules with kernels
             digest.update(src.relative_to(package).as_posix().encode())
             digest.update(text)
     stamp = cache / "progsim-kernels.sha1"
@@ -62,5 +150,6 @@ def _drop_stale_kernels(package: Path | None = None) -> None:
         pass  # a read-only install: numba falls back to compiling in memory
 
 
+_threads["n"] = _env_threads()
 if CACHE:
     _drop_stale_kernels()

@@ -1,35 +1,33 @@
 """Numba kernels of the crossbar (private: no validation, no exceptions).
 
-``pulsed_update`` applies ``b`` update cycles in one parallel region: rows are independent
-under every half-selection scheme (a cell depends only on its own row and column trains),
-so the parallel loop runs over rows and each row walks through the cycles in order. All
-randomness of row ``i`` in cycle ``c`` comes from the stream ``(key, c, CELL, i)``, drawn in
-column order, so the result is the same for any thread count.
+``pulsed_update`` applies ``b`` update cycles in one call: rows are independent under every
+half-selection scheme (a cell depends only on its own row and column trains), so the loop
+runs over rows (``prange`` in the parallel variant) and each row walks through the cycles in
+order. All randomness of row ``i`` in cycle ``c`` comes from the stream
+``(key, c, CELL, i)``, drawn in column order: first the cycle-to-cycle noise of each event in
+the order the events are applied, then, in a second pass over the row, the write noise of
+each cell the cycle touched. So the result is the same for any thread count, serial or
+parallel.
 
-Without half-selection and with stochastic trains (the common case) a lean per-model kernel
-runs (``_FAST``); every other scheme runs :func:`general_update`. Both apply the same events
-in the same order with the same step draws (write noise is drawn in another order). Normal
-draws come from buffered streams (``_rng.normal_buffered``): a block of 64 is drawn at once
-in a vectorised loop.
+Two update kernels, compiled per device model (the ``model`` code a compile-time constant,
+so only the tile's own model compiles, on its first update, and the other models' branches
+vanish), each in a serial and a parallel variant (:func:`progsim._config.use_parallel`
+chooses by size and thread count):
+
+* the fast kernel (``_fast_update_<step>``), for stochastic trains without half-selection:
+  each cell takes its coincidences ``row_bits & col_bits`` as full pulses;
+* the general kernel (``_general_update_<step>``): sign quadrants, half-selection and
+  MeanCount.
+
+Both apply the same events in the same order and take the same draws (cycle-to-cycle and
+write noise), so where both apply they give the same bits (a test). Normal draws come from
+buffered streams (``_rng.normal_buffered``, or ``_rng.refill``/``_rng.take`` in the loops
+with many branches, where numba would otherwise reference-count the buffer on every use).
 
 Within a quadrant a cell's events are applied in slot order (lowest slot first), each a
 full pulse (row and column fire), a half-select disturb (exactly one fires) or, under V/3,
 an opposite disturb (neither fires). Events come from bit masks, so the cost is one step
-evaluation per event: half-selection multiplies the events, not the cost of each.
-
-Where the time goes (one thread of this project's 2-core Xeon, ``studies/bench_update.py``):
-the fast kernel spends ~6 ns a pulse with cycle-to-cycle noise, ~3.5 ns without, about 2.5
-pulses a cell at BL 31. Without noise most of it is branch misprediction that the data
-impose (whether a cell has a coincidence, and how many, is random). Measured and kept:
-buffered vectorised normals (+35%), per-model kernels (+12%), per-cell constants and a sign
-factor instead of direction branches (+10-25%), write noise in its own pass (+8-15%).
-Measured and dropped: pre-drawing each 64-column chunk's normals after a popcount of its
-pulses (-10%), float32 tiles (no change), a non-inlined refill in the fast loop (-25%).
-A prototype that runs 8 cells in lock-step (masked, branch-free, draws by prefix offsets, so
-the same draws) reached 8.9e7 cells/s with fast-path-only normals but 6.9e7 (+7%) with exact
-ones: exact normal sampling, ~2.3 ns a pulse with its slow path, is now the binding cost. numba reference-counts an
-array handed to an inlined helper that holds a call or a loop, on every use, in loops with
-many branches: keep such helpers out of the disturb loops (``_rng.refill``/``_rng.take``).
+evaluation per event.
 """
 
 from __future__ import annotations
@@ -40,36 +38,40 @@ import numpy as np
 from numba import prange
 
 from progsim import _rng
-from progsim.devices import MODEL_CONSTANT, MODEL_EXP, MODEL_LINEAR, MODEL_PIECEWISE, MODEL_POW, cell_consts, device_step
-from progsim._config import jit, jit_parallel
+from progsim._config import jit, jit_parallel, renamed, use_parallel
+from progsim.devices import MODELS, cell_consts, device_step
+from progsim.halfselect import MODE_NONE, MODE_V3, QUADRANTS
 
-_QS = (1, 1, -1, -1)
-_QT = (1, -1, 1, -1)
+_QS = tuple(s for s, _ in QUADRANTS)
+_QT = tuple(t for _, t in QUADRANTS)
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
 
 
 class KernelCfg(NamedTuple):
-    """Scalars of an update or pulse call."""
+    """Scalars of an update or pulse call, named as in the API."""
 
-    mean_count: bool
-    hs_mode: int  # 0 none, 1 v2, 2 v3 (0 also when the scheme cannot move a cell)
-    hs_strength: float
-    hs_prob: float
-    dw_min_std: float
-    write_noise: float  # absolute std of the apparent-weight offset
-    key: np.uint64
-    counter0: np.uint64
-    lr_sign: float
+    mean_count: bool  # pulses.MeanCount: per-cell slot masks from the probabilities
+    half_select: int  # halfselect.MODE_* (MODE_NONE also when the scheme cannot move a cell)
+    strength: float  # HalfSelect.strength
+    prob: float  # HalfSelect.prob
+    dw_min_std: float  # device: relative cycle-to-cycle noise of a step
+    write_noise_std: float  # device: write noise in units of dw_min
+    dw_min: float  # device: nominal step (scales write_noise_std)
+    key: np.uint64  # the tile's stream key
+    counter0: np.uint64  # stream counter of the first cycle (or of the pulse call)
+    lr_sign: float  # sign of the learning rate
 
 
-@jit(inline="always")
-def _pulse(w, up, scale, dw_up, dw_down, w_max, w_min, model, p, k, std, st, buf):
-    dw = dw_up if up else dw_down
-    mag = device_step(model, w, up, dw, w_max, w_min, p, k) * scale
-    if std > 0.0:
-        mag *= 1.0 + std * _rng.normal_buffered(st, buf)
-    return _clip(w + (1.0 if up else -1.0) * mag, w_max, w_min)
+class Cells(NamedTuple):
+    """The per-cell arrays a disturb reads and writes (``w`` hidden, ``wa`` apparent weights)."""
+
+    w: np.ndarray
+    wa: np.ndarray
+    dw_up: np.ndarray
+    dw_down: np.ndarray
+    w_max: np.ndarray
+    w_min: np.ndarray
 
 
 @jit(inline="always")
@@ -91,17 +93,31 @@ def _low_bits(n):
 
 
 @jit(inline="always")
+def _write_noise_pass(i, w, wa, touched, wn, st, buf):
+    """Redraw the apparent weight of every cell of row ``i`` that the cycle touched."""
+    nbuf = np.uint64(buf.shape[0])
+    for j in range(w.shape[1]):
+        if touched[j]:
+            touched[j] = False
+            if st[1] >= nbuf:
+                _rng.refill(st, buf)
+            wa[i, j] = w[i, j] + wn * _rng.take(st, buf)
+
+
+@jit(inline="always")
 def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
-    """Row ``i`` of :func:`pulsed_update`, any scheme: quadrants, half-selection, MeanCount."""
+    """Row ``i`` of the general update kernel: quadrants, half-selection, MeanCount."""
     cols = w.shape[1]
     nb = cyc.bl.shape[0]
-    hs = cfg.hs_mode
-    strength = cfg.hs_strength
-    prob = cfg.hs_prob
+    hs = cfg.half_select
+    strength = cfg.strength
+    prob = cfg.prob
     std = cfg.dw_min_std
+    wn = cfg.write_noise_std * cfg.dw_min
     st = np.empty(2, dtype=np.uint64)
     buf = np.empty(_rng.NBUF)
     nbuf = np.uint64(_rng.NBUF)
+    touched = np.zeros(cols, dtype=np.bool_)
     nfull = 0
     nhalf = 0
     r_cnt = 0
@@ -115,7 +131,7 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
         if cfg.mean_count:
             r_cnt = int(np.round(bl * cyc.row_p[b, i]))
             rbits = _low_bits(r_cnt)
-        if hs == 0 and rbits == _ZERO:
+        if hs == MODE_NONE and rbits == _ZERO:
             continue
         _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
         blmask = _low_bits(bl)
@@ -133,7 +149,7 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
                     n = c_cnt
                 cbits = _low_bits(n) | (_low_bits(c_cnt - n) << np.uint64(r_cnt))
                 c_alone = _low_bits(c_cnt)  # the column's slots where the row takes no part
-            if hs == 0 and (rbits & cbits) == _ZERO:
+            if hs == MODE_NONE and (rbits & cbits) == _ZERO:
                 continue
             wij = float(w[i, j])
             dwu = float(cells.dw_up[i, j])
@@ -141,9 +157,9 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
             wmax = float(cells.w_max[i, j])
             wmin = float(cells.w_min[i, j])
             k = cell_consts(model, wmax, wmin, dev_p)
-            touched = False
-            for q in range(4 if hs != 0 else 1):
-                if hs == 0:  # MeanCount without half-selection: the coincidences only
+            moved = False
+            for q in range(4 if hs != MODE_NONE else 1):
+                if hs == MODE_NONE:  # MeanCount without half-selection: the coincidences only
                     ev = rbits & cbits
                     both = ev
                     one = _ZERO
@@ -155,7 +171,7 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
                     cb = cbits if tj == _QT[q] else _ZERO
                     if cfg.mean_count and si != _QS[q] and tj == _QT[q]:
                         cb = c_alone
-                    ev = (blmask | rb | cb) if hs == 2 else (rb | cb)
+                    ev = (blmask | rb | cb) if hs == MODE_V3 else (rb | cb)
                     up = -cfg.lr_sign * _QS[q] * _QT[q] > 0
                     both = rb & cb
                     one = rb ^ cb
@@ -175,40 +191,35 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
                     else:
                         continue
                     mag = device_step(model, wij, up_e, dwu if up_e else dwd, wmax, wmin, dev_p, k) * scale
-                    if std > 0.0:  # draws through refill/take, not _pulse: see _disturb_block
+                    if std > 0.0:
                         if st[1] >= nbuf:
                             _rng.refill(st, buf)
                         mag *= 1.0 + std * _rng.take(st, buf)
                     wij = _clip(wij + (1.0 if up_e else -1.0) * mag, wmax, wmin)
-                    touched = True
-            if touched:
+                    moved = True
+            if moved:
                 w[i, j] = wij
-                if cfg.write_noise > 0.0:
-                    if st[1] >= nbuf:
-                        _rng.refill(st, buf)
-                    wa[i, j] = wij + cfg.write_noise * _rng.take(st, buf)
+                touched[j] = wn > 0.0
+        if wn > 0.0:
+            _write_noise_pass(i, w, wa, touched, wn, st, buf)
     counts[i, 0] = nfull
     counts[i, 1] = nhalf
 
 
 @jit(inline="always")
 def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
-    """Row ``i`` of :func:`pulsed_update` without half-selection, with stochastic trains: in
-    each cycle every cell takes its coincidences ``row_bits & col_bits`` as full pulses, then
-    the touched cells redraw their write noise.
-
-    The common case, kept free of the quadrant and MeanCount logic (~1.5x the general loop).
-    Measured choices: the arrays unpacked from their named tuples (reading through the tuples
-    in the loop cost ~10%); the pulse direction as a sign factor chosen once per cell (a
-    branch on it, random per cell, was mispredicted half the time); write noise in a pass
-    of its own (a second draw site inside the pulse loop cost it 8-15%, even with write
-    noise off)."""
+    """Row ``i`` of the fast update kernel (stochastic trains, no half-selection): in each
+    cycle every cell takes its coincidences ``row_bits & col_bits`` as full pulses, then the
+    touched cells redraw their write noise. The arrays are unpacked from their named tuples
+    and the pulse direction is a sign factor chosen once per cell, to keep the pulse loop
+    short."""
     cols = w.shape[1]
     dwu_a, dwd_a, wmx_a, wmn_a = cells.dw_up, cells.dw_down, cells.w_max, cells.w_min
     col_bits, col_sign = cyc.col_bits, cyc.col_sign
-    std, wn = cfg.dw_min_std, cfg.write_noise
+    std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
     st = np.empty(2, dtype=np.uint64)
     buf = np.empty(_rng.NBUF)
+    nbuf = np.uint64(_rng.NBUF)
     nfull = 0
     for b in range(cyc.bl.shape[0]):
         rbits = cyc.row_bits[b, i]
@@ -235,84 +246,72 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
                 wij = _clip(wij + sgn * mag, wmax, wmin)
                 nfull += 1
             w[i, j] = wij
-        if wn > 0.0:
+        if wn > 0.0:  # the draws of _write_noise_pass, through the same refill/take helpers
             for j in range(cols):
                 if (rbits & col_bits[b, j]) != _ZERO:
-                    wa[i, j] = w[i, j] + wn * _rng.normal_buffered(st, buf)
+                    if st[1] >= nbuf:
+                        _rng.refill(st, buf)
+                    wa[i, j] = w[i, j] + wn * _rng.take(st, buf)
     counts[i, 0] = nfull
     counts[i, 1] = 0
 
 
-# One kernel per device model for the common case (the model a compile-time constant, so the
-# other models' branches vanish: ~12% on ConstantStep), one generic kernel for the rest.
-# Written out rather than made by a factory: numba does not disk-cache closures, and
-# numba.literally on the model recompiled the kernel's typing on every call.
-@jit_parallel
-def _fast_constant(w, wa, cells, dev_p, cyc, cfg, counts):
-    for i in prange(w.shape[0]):
-        _fast_row(i, w, wa, cells, MODEL_CONSTANT, dev_p, cyc, cfg, counts)
+def _make_fast(model):
+    def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
+        for i in prange(w.shape[0]):
+            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+    return kernel
 
 
-@jit_parallel
-def _fast_linear(w, wa, cells, dev_p, cyc, cfg, counts):
-    for i in prange(w.shape[0]):
-        _fast_row(i, w, wa, cells, MODEL_LINEAR, dev_p, cyc, cfg, counts)
+def _make_general(model):
+    def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
+        for i in prange(w.shape[0]):
+            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+    return kernel
 
 
-@jit_parallel
-def _fast_exp(w, wa, cells, dev_p, cyc, cfg, counts):
-    for i in prange(w.shape[0]):
-        _fast_row(i, w, wa, cells, MODEL_EXP, dev_p, cyc, cfg, counts)
+_KERNELS = {}
 
 
-@jit_parallel
-def _fast_pow(w, wa, cells, dev_p, cyc, cfg, counts):
-    for i in prange(w.shape[0]):
-        _fast_row(i, w, wa, cells, MODEL_POW, dev_p, cyc, cfg, counts)
+def update_kernel(model: int, fast: bool, parallel: bool):
+    """The update kernel ``kernel(w, wa, cells, dev_p, cyc, cfg, counts)`` of device ``model``
+    (``fast``: the one without half-selection), made on first request and compiled on its
+    first call. Named ``_fast_update_<step>_serial`` etc. after the model's step function."""
+    key = ("update", model, fast, parallel)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        fn = (_make_fast if fast else _make_general)(model)
+        name = f"_{'fast' if fast else 'general'}_update_{MODELS[model].__name__}_{'parallel' if parallel else 'serial'}"
+        kernel = _KERNELS[key] = (jit_parallel if parallel else jit)(renamed(fn, name))
+    return kernel
 
 
-@jit_parallel
-def _fast_piecewise(w, wa, cells, dev_p, cyc, cfg, counts):
-    for i in prange(w.shape[0]):
-        _fast_row(i, w, wa, cells, MODEL_PIECEWISE, dev_p, cyc, cfg, counts)
-
-
-_FAST = {MODEL_CONSTANT: _fast_constant, MODEL_LINEAR: _fast_linear, MODEL_EXP: _fast_exp,
-         MODEL_POW: _fast_pow, MODEL_PIECEWISE: _fast_piecewise}
-
-
-@jit_parallel
-def general_update(w, wa, cells, model, dev_p, cyc, cfg, counts):
-    """:func:`pulsed_update` for any scheme (the model a runtime code)."""
-    for i in prange(w.shape[0]):
-        _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
-
-
-def pulsed_update(w, wa, cells, model, dev_p, cyc, cfg, counts):
+def pulsed_update(w, wa, cells, model, dev_p, cyc, cfg, counts, parallel=None):
     """Apply the cycles ``cyc`` to the hidden weights ``w`` (apparent ``wa``), in place.
 
     ``counts[i]`` receives row ``i``'s (full pulses, half-select disturbs). Without
-    half-selection and with stochastic trains the per-model kernel runs. Both kernels apply
-    the same events in the same order with the same cycle-to-cycle draws; with write noise on
-    the fast kernel draws it after the row's pulses, the general one after each cell's.
+    half-selection and with stochastic trains the fast kernel runs, else the general one;
+    ``parallel`` (default: :func:`progsim._config.use_parallel` of cells times cycles) picks
+    the variant. Every choice gives the same result.
     """
-    if cfg.hs_mode == 0 and not cfg.mean_count:
-        _FAST[model](w, wa, cells, dev_p, cyc, cfg, counts)
-    else:
-        general_update(w, wa, cells, model, dev_p, cyc, cfg, counts)
+    fast = cfg.half_select == MODE_NONE and not cfg.mean_count
+    if parallel is None:
+        parallel = use_parallel(w.size * cyc.bl.shape[0])
+    update_kernel(model, fast, parallel)(w, wa, cells, dev_p, cyc, cfg, counts)
 
 
-@jit(inline="always")
-def _disturb_block(w, wa, dwu, dwd, wmx, wmn, model, dev_p, rows, cols, skip_i, skip_j, up, strength, prob, std, wn,
-                   st, buf):
-    """Disturb every cell of ``rows x cols`` (ranges) except row ``skip_i`` and column
-    ``skip_j``, in row-major order; returns the number disturbed. A flat loop body on
-    purpose: the same steps behind a per-cell helper with an early return cost ~120 ns a
-    disturb (reference counting of the arrays it received). Likewise the normals are read
-    with ``_rng.refill``/``_rng.take``: through ``_pulse``, whose inlined draw code holds a
-    loop, each disturb paid ~20 ns of reference counting on ``st`` and ``buf``; a disturb
-    costs ~5 ns now."""
-    dw_a = dwu if up else dwd
+@jit
+def _disturb_block(c, model, dev_p, rows, cols, skip_i, skip_j, up, cfg, st, buf):
+    """Disturb every cell of ``rows x cols`` (ranges) of the arrays ``c`` (:class:`Cells`)
+    except row ``skip_i`` and column ``skip_j``, in row-major order, each with probability
+    ``cfg.prob`` by ``cfg.strength`` steps in direction ``up``; returns the number disturbed.
+    A flat loop body that reads the normals with ``_rng.refill``/``_rng.take``, so that numba
+    does not reference-count the arrays per disturb. Not inlined: compiled once (``model`` a
+    runtime code here) and shared by the three calls of every single-pulse kernel."""
+    w, wa, wmx, wmn = c.w, c.wa, c.w_max, c.w_min
+    dw_a = c.dw_up if up else c.dw_down
+    strength, prob, std = cfg.strength, cfg.prob, cfg.dw_min_std
+    wn = cfg.write_noise_std * cfg.dw_min
     sgn = 1.0 if up else -1.0
     nbuf = np.uint64(buf.shape[0])
     n = 0
@@ -343,54 +342,68 @@ def _disturb_block(w, wa, dwu, dwd, wmx, wmn, model, dev_p, rows, cols, skip_i, 
     return n
 
 
-@jit
+def _make_single(model):
+    def kernel(w, wa, cells, dev_p, rows_idx, cols_idx, n, cfg, counts):
+        rows, cols = w.shape
+        st = np.empty(2, dtype=np.uint64)
+        buf = np.empty(_rng.NBUF)
+        c = Cells(w, wa, cells.dw_up, cells.dw_down, cells.w_max, cells.w_min)
+        hs = cfg.half_select
+        std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
+        nsingle = 0
+        nhalf = 0
+        for s in range(rows_idx.shape[0]):
+            m = n[s]
+            if m == 0:
+                continue
+            i = rows_idx[s]
+            j = cols_idx[s]
+            up = m > 0
+            _rng.seed_buffered(st, cfg.key, cfg.counter0, _rng.DOMAIN_SINGLE, s)
+            wmax, wmin = c.w_max[i, j], c.w_min[i, j]
+            dw = c.dw_up[i, j] if up else c.dw_down[i, j]
+            kc = cell_consts(model, wmax, wmin, dev_p)
+            for _ in range(abs(m)):
+                mag = device_step(model, w[i, j], up, dw, wmax, wmin, dev_p, kc)
+                if std > 0.0:
+                    mag *= 1.0 + std * _rng.normal_buffered(st, buf)
+                v = _clip(w[i, j] + (mag if up else -mag), wmax, wmin)
+                w[i, j] = v
+                if wn > 0.0:
+                    wa[i, j] = v + wn * _rng.normal_buffered(st, buf)
+                nsingle += 1
+                if hs == MODE_NONE:
+                    continue
+                nhalf += _disturb_block(c, model, dev_p, range(i, i + 1), range(cols), -1, j, up, cfg, st, buf)
+                nhalf += _disturb_block(c, model, dev_p, range(rows), range(j, j + 1), i, -1, up, cfg, st, buf)
+                if hs == MODE_V3:
+                    nhalf += _disturb_block(c, model, dev_p, range(rows), range(cols), i, j, not up, cfg, st, buf)
+        counts[0] = nsingle
+        counts[1] = nhalf
+    return kernel
+
+
 def single_pulses(w, wa, cells, model, dev_p, rows_idx, cols_idx, n, cfg, counts):
     """Single-device pulses, in the given order: ``n[k]`` pulses on cell
     ``(rows_idx[k], cols_idx[k])``, up when ``n[k] > 0``. Under V/2 each pulse disturbs the
     other cells of the cell's row and column; under V/3 also every cell on neither line
-    (opposite direction). ``counts`` receives (single pulses, disturbs).
+    (opposite direction). ``counts`` receives (single pulses, disturbs). One serial kernel per
+    device model (``_single_pulses_<step>``), compiled on first use.
     """
-    rows, cols = w.shape
-    st = np.empty(2, dtype=np.uint64)
-    buf = np.empty(_rng.NBUF)
-    dwu, dwd, wmx, wmn = cells.dw_up, cells.dw_down, cells.w_max, cells.w_min
-    hs = cfg.hs_mode
-    strength, prob, std, wn = cfg.hs_strength, cfg.hs_prob, cfg.dw_min_std, cfg.write_noise
-    nsingle = 0
-    nhalf = 0
-    for s in range(rows_idx.shape[0]):
-        m = n[s]
-        if m == 0:
-            continue
-        i = rows_idx[s]
-        j = cols_idx[s]
-        up = m > 0
-        _rng.seed_buffered(st, cfg.key, cfg.counter0, _rng.DOMAIN_SINGLE, s)
-        kc = cell_consts(model, wmx[i, j], wmn[i, j], dev_p)
-        for _ in range(abs(m)):
-            v = _pulse(w[i, j], up, 1.0, dwu[i, j], dwd[i, j], wmx[i, j], wmn[i, j], model, dev_p, kc, std, st, buf)
-            w[i, j] = v
-            if wn > 0.0:
-                wa[i, j] = v + wn * _rng.normal_buffered(st, buf)
-            nsingle += 1
-            if hs == 0:
-                continue
-            nhalf += _disturb_block(w, wa, dwu, dwd, wmx, wmn, model, dev_p, range(i, i + 1), range(cols), -1, j,
-                                    up, strength, prob, std, wn, st, buf)
-            nhalf += _disturb_block(w, wa, dwu, dwd, wmx, wmn, model, dev_p, range(rows), range(j, j + 1), i, -1,
-                                    up, strength, prob, std, wn, st, buf)
-            if hs == 2:
-                nhalf += _disturb_block(w, wa, dwu, dwd, wmx, wmn, model, dev_p, range(rows), range(cols), i, j,
-                                        not up, strength, prob, std, wn, st, buf)
-    counts[0] = nsingle
-    counts[1] = nhalf
+    key = ("single", model)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        kernel = _KERNELS[key] = jit(renamed(_make_single(model), f"_single_pulses_{MODELS[model].__name__}"))
+    kernel(w, wa, cells, dev_p, rows_idx, cols_idx, n, cfg, counts)
 
 
 @jit
-def ideal_with_device(w, wa, x, d, lr, w_max, w_min, write_noise, key, counter0):
-    """Exact increments cycle by cycle, clipped to the cells' bounds."""
+def ideal_with_device(w, wa, x, d, lr, w_max, w_min, cfg):
+    """Exact increments cycle by cycle, clipped to the cells' bounds; the touched cells redraw
+    their write noise (stream of cycle ``cfg.counter0 + b``, row ``i``)."""
     nb = x.shape[0]
     rows, cols = w.shape
+    wn = cfg.write_noise_std * cfg.dw_min
     st = np.empty(2, dtype=np.uint64)
     buf = np.empty(_rng.NBUF)
     for b in range(nb):
@@ -398,7 +411,7 @@ def ideal_with_device(w, wa, x, d, lr, w_max, w_min, write_noise, key, counter0)
             g = lr * d[b, i]
             if g == 0.0:
                 continue
-            _rng.seed_buffered(st, key, counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
+            _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
             for j in range(cols):
                 if x[b, j] == 0.0:
                     continue
@@ -408,5 +421,5 @@ def ideal_with_device(w, wa, x, d, lr, w_max, w_min, write_noise, key, counter0)
                 elif v < w_min[i, j]:
                     v = w_min[i, j]
                 w[i, j] = v
-                if write_noise > 0.0:
-                    wa[i, j] = v + write_noise * _rng.normal_buffered(st, buf)
+                if wn > 0.0:
+                    wa[i, j] = v + wn * _rng.normal_buffered(st, buf)

@@ -61,9 +61,8 @@ def uniform(state):
 
 # Normal draws: a 256-layer ziggurat (Marsaglia & Tsang, J. Stat. Softw. 5(8), 2000) built
 # for one 64-bit draw: 8 bits pick the layer, 1 bit the sign, 53 bits the abscissa. About
-# 99% of draws return after one multiply and one compare (~2 ns); the rest test the wedge
-# against the density or sample the tail beyond r exactly. Box-Muller (log, sqrt and cos on
-# every draw, 35 ns) made cycle-to-cycle noise cost several times the rest of a pulse.
+# 99% of draws return after one multiply and one compare; the rest test the wedge against
+# the density or sample the tail beyond r exactly.
 _ZIG_N = 256
 
 
@@ -164,12 +163,11 @@ def normal(state):
     return x
 
 
-# Buffered normals. The kernels draw one normal per pulse; drawn one at a time the ziggurat
-# costs ~3.5 ns a pulse inside the pulse loop (its rejection loop and table loads keep LLVM
-# from overlapping it with the cell's arithmetic). ``fill_normals`` runs the ziggurat's fast
-# path over a block of NBUF outputs at once, in a branch-free loop that LLVM vectorises
-# (SIMD 64-bit multiplies and table gathers, ~1.3 ns a draw), then finishes the ~1% of slots
-# that missed it on the exact slow path; the pulse loop reads the block back. A buffered
+# Buffered normals. The kernels draw one normal per pulse. ``fill_normals`` runs the
+# ziggurat's fast path over a block of NBUF outputs at once, in a branch-free loop that LLVM
+# can vectorise (the rejection loop of a one-at-a-time draw keeps it from overlapping with
+# the cell's arithmetic), then finishes the ~1% of slots that missed it on the exact slow
+# path; the pulse loop reads the block back. A buffered
 # stream is a uint64 array ``st = [counter state, position in buf]`` and a float64 array
 # ``buf`` of NBUF.
 NBUF = 64
@@ -224,9 +222,9 @@ def refill(st, buf):
         z = take(st, buf)
 
     In loops with many branches (the disturb and half-selection loops) an inlined helper
-    that receives ``st`` and ``buf`` and holds a call or a loop made numba reference-count
-    both arrays on every use (~20 ns a draw); this shape costs ~1 ns. The fast update loop
-    keeps :func:`normal_buffered`, which measured faster there."""
+    that receives ``st`` and ``buf`` and holds a call or a loop makes numba reference-count
+    both arrays on every use; this shape keeps the loop free of it. Both shapes give the
+    same draws."""
     fill_normals(st, buf)
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from progsim import _kernels, devices, pulses as _pulses
 from progsim._validate import check_array, param_error
-from progsim.halfselect import HalfSelect
-from progsim.periphery import IO, mvm
+from progsim.halfselect import MODE_NONE, HalfSelect
+from progsim.periphery import IO, io_params, mvm
 
 COUNTER_NAMES = ("update_cycles", "pulses_full", "pulses_half", "pulses_single", "reads", "reads_backward")
 _DTYPES = (np.float32, np.float64)
@@ -78,6 +78,8 @@ class Crossbar:
         self.shape = (int(out_size), int(in_size))
         self.device, self.pulses, self.half_select = device, pulses, half_select
         self.io, self.io_backward = io, io_backward
+        self._io_p = io_params(io)
+        self._io_p_backward = io_params(io_backward, backward=True)
         self.dtype = np.dtype(dtype)
         self.seed = int(seed)
         ss = np.random.SeedSequence(self.seed)
@@ -153,20 +155,26 @@ class Crossbar:
     # ------------------------------------------------------------------ reads
 
     def _batch(self, v, name, size, method):
-        arr = check_array(v, name, f"Crossbar.{method}", ndim=(1, 2), shape=(size,))
+        # the common call (a finite float64 array of the right shape) skips check_array's conversions
+        if not (type(v) is np.ndarray and v.dtype == np.float64 and 1 <= v.ndim <= 2 and v.shape[-1] == size
+                and np.isfinite(v).all()):
+            v = check_array(v, name, f"Crossbar.{method}", ndim=(1, 2), shape=(size,))
+        arr = v
         return arr[None, :] if arr.ndim == 1 else arr, arr.ndim == 1
 
     def forward(self, x) -> np.ndarray:
         """``y = W x`` through the forward periphery; ``x`` of shape (batch, in) or (in,)."""
         xb, single = self._batch(x, "x", self.shape[1], "forward")
-        y = mvm(self._wa, xb, self.io, self._io_rng)
+        y = mvm(self._wa, xb, self.io, self._io_rng, self._io_p)
         self._counters["reads"] += xb.shape[0]
         return y[0] if single else y
 
     def backward(self, d) -> np.ndarray:
-        """``W^T d`` through the backward periphery; ``d`` of shape (batch, out) or (out,)."""
+        """``W^T d`` through the backward periphery; ``d`` of shape (batch, out) or (out,).
+
+        Without bound management, as in aihwkit: outputs beyond ``io_backward.out_bound`` saturate."""
         db, single = self._batch(d, "d", self.shape[0], "backward")
-        y = mvm(self._wa.T, db, self.io_backward, self._io_rng)
+        y = mvm(self._wa.T, db, self.io_backward, self._io_rng, self._io_p_backward, backward=True)
         self._counters["reads_backward"] += db.shape[0]
         return y[0] if single else y
 
@@ -194,11 +202,11 @@ class Crossbar:
     # ------------------------------------------------------------------ writes
 
     def _kernel_cfg(self, lr_sign: float, counter0: int) -> _kernels.KernelCfg:
-        hs = self.half_select
+        hs, dev = self.half_select, self.device
         return _kernels.KernelCfg(
-            self.pulses.kind == _pulses.KIND_MEAN_COUNT, hs.code if hs.active else 0,
-            float(hs.strength), float(hs.prob), float(self.device.dw_min_std), self._write_noise,
-            self._key, np.uint64(counter0), float(lr_sign))
+            self.pulses.kind == _pulses.KIND_MEAN_COUNT, hs.code if hs.active else MODE_NONE,
+            float(hs.strength), float(hs.prob), float(dev.dw_min_std), float(dev.write_noise_std),
+            float(dev.dw_min), self._key, np.uint64(counter0), float(lr_sign))
 
     def update(self, x, d, lr) -> None:
         """Pulsed update: in expectation ``W <- W - lr * sum_b outer(d_b, x_b)``.
@@ -224,10 +232,12 @@ class Crossbar:
         if kind in (_pulses.KIND_IDEAL, _pulses.KIND_IDEAL_DEVICE):
             self._update_exact(xb, db, lr, counter0)
         else:
-            cyc = _pulses.make_cycles(self.pulses, xb, db, lr, self.device.dw_min, self._key, counter0)
+            cfg = self._kernel_cfg(np.sign(lr), counter0)
+            cyc = _pulses.make_cycles(self.pulses, xb, db, lr, self.device.dw_min, self._key, counter0,
+                                      with_quadrants=cfg.half_select != MODE_NONE)
             counts = np.zeros((self.shape[0], 2), dtype=np.int64)
             _kernels.pulsed_update(self._w, self._wa, self._cells, type(self.device).model, self._shape_params,
-                                   cyc, self._kernel_cfg(np.sign(lr), counter0), counts)
+                                   cyc, cfg, counts)
             self._counters["pulses_full"] += int(counts[:, 0].sum())
             self._counters["pulses_half"] += int(counts[:, 1].sum())
             if counts[:, 0].sum() == 0 and cyc.bl.any() and kind != _pulses.KIND_STOCHASTIC:
@@ -247,7 +257,7 @@ class Crossbar:
                 moved = np.abs(dw).sum() / self.device.dw_min
             else:
                 _kernels.ideal_with_device(w, w if wa is None else wa, xb, db, lr, self._cells.w_max,
-                                           self._cells.w_min, self._write_noise, self._key, np.uint64(counter0))
+                                           self._cells.w_min, self._kernel_cfg(np.sign(lr), counter0))
                 moved = np.abs(w.astype(np.float64) - self._w).sum() / self.device.dw_min
         if not (np.isfinite(moved) and np.isfinite(w).all()):
             with np.errstate(over="ignore"):

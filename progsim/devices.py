@@ -33,21 +33,15 @@ The step functions share one signature, ``step(w, up, dw, w_max, w_min, p) -> ma
 bounds and ``p`` a float64 array of the model's shape parameters (``Device.shape_params``).
 The magnitude is the mean step, ``>= 0``; the kernel adds noise, sign and clipping.
 
-The kernels reach a device's step function through :func:`device_step`, which branches on
-the class's ``model`` code; the step functions are inlined into it. Passing the step function
-itself as a kernel argument (one specialisation per device) would be the more direct shape,
-but numba (0.68) cannot reuse an on-disk cached kernel whose signature holds a dispatcher
-type: the cache index never matches in a new process, so every run would recompile every
-kernel for every device. Instead the hot kernel (full pulses without half-selection) is
-compiled once per model with the code as a constant, so the other branches vanish (~12%
-faster than the runtime branch on ConstantStep, and each compiles only when a tile of that
-model first updates); the general kernel keeps the runtime branch. A new model is one more
-step function, one more ``model`` code, one more branch here and one more entry in
-``_kernels._FAST``.
-
-Per-cell constants of a step leave the pulse loop through :func:`cell_consts` (LinearStep's
-slopes ``gamma / bound``: the division per pulse sat on the dependency chain of successive
-pulses and cost SoftBounds ~2 ns a pulse).
+The device table ``MODELS`` lists the step functions; a device class names its step function
+(``step``) and its ``model`` code is the function's index in the table. The kernels receive
+the code and reach the step through :func:`device_step` (inlined, one branch per model);
+``progsim._kernels`` compiles its update kernels per code, on first use, with the code a
+compile-time constant, so a tile compiles only its own model's kernels. Passing the step
+function itself as a kernel argument would be the more direct shape, but numba (0.68) does not
+reuse an on-disk cached kernel whose signature holds a dispatcher type. A new model is a step
+function, its entry in ``MODELS`` and its branch in :func:`device_step` (and in
+:func:`cell_consts` if it has per-cell constants to hoist out of the pulse loop).
 """
 
 from __future__ import annotations
@@ -154,7 +148,9 @@ def piecewise_step(w, up, dw, w_max, w_min, p):
     return dw * ((1.0 - t) * p[off + k] + t * p[off + k + 1])
 
 
-MODEL_CONSTANT, MODEL_LINEAR, MODEL_EXP, MODEL_POW, MODEL_PIECEWISE = range(5)
+# The device table: a model's code is the index of its step function.
+MODELS = (constant_step, linear_step, exp_step, pow_step, piecewise_step)
+MODEL_CONSTANT, MODEL_LINEAR, MODEL_EXP, MODEL_POW, MODEL_PIECEWISE = range(len(MODELS))
 
 
 @jit(inline="always")
@@ -200,7 +196,11 @@ class PulsedDevice:
     write_noise_std: float = param(0.0, _NONNEG)
 
     step: ClassVar = staticmethod(constant_step)
-    model: ClassVar[int] = MODEL_CONSTANT
+    model: ClassVar[int] = MODELS.index(constant_step)  # set from ``step`` for every subclass
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.model = MODELS.index(cls.step)
 
     def __post_init__(self):
         validate_fields(self)
@@ -213,10 +213,6 @@ class PulsedDevice:
     def shape_params(self) -> np.ndarray:
         """The model's shape parameters, as the step function receives them."""
         return np.zeros(1, dtype=np.float64)
-
-    @property
-    def bounded(self) -> bool:
-        return True
 
     def draw_cells(self, shape, rng: np.random.Generator, dtype=np.float64) -> CellParams:
         """Per-cell parameters drawn once (device-to-device variation), as aihwkit draws them:
@@ -257,10 +253,6 @@ class Ideal(PulsedDevice):
     w_min_dtod: float = param(0.0, Interval(0.0, 0.0))
     write_noise_std: float = param(0.0, Interval(0.0, 0.0))
 
-    @property
-    def bounded(self) -> bool:
-        return False
-
     def draw_cells(self, shape, rng, dtype=np.float64) -> CellParams:
         full = lambda v: np.full(shape, v, dtype=dtype)  # noqa: E731
         return CellParams(full(self.dw_min), full(self.dw_min), full(np.inf), full(-np.inf))
@@ -280,7 +272,6 @@ class LinearStep(PulsedDevice):
     gamma_down: float = param(0.0, _NONNEG)
 
     step: ClassVar = staticmethod(linear_step)
-    model: ClassVar[int] = MODEL_LINEAR
 
     @property
     def shape_params(self):
@@ -309,7 +300,6 @@ class ExpStep(PulsedDevice):
     b: float = param(0.2425, _REAL)
 
     step: ClassVar = staticmethod(exp_step)
-    model: ClassVar[int] = MODEL_EXP
 
     @property
     def shape_params(self):
@@ -324,7 +314,6 @@ class PowStep(PulsedDevice):
     gamma: float = param(1.0, _NONNEG)
 
     step: ClassVar = staticmethod(pow_step)
-    model: ClassVar[int] = MODEL_POW
 
     @property
     def shape_params(self):
@@ -344,7 +333,6 @@ class Piecewise(PulsedDevice):
     nodes_down: tuple = param((1.0, 1.0), None)
 
     step: ClassVar = staticmethod(piecewise_step)
-    model: ClassVar[int] = MODEL_PIECEWISE
 
     def __post_init__(self):
         super().__post_init__()

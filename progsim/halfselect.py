@@ -26,16 +26,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from progsim._validate import Interval, Options, param, validate_fields
+from progsim._validate import Interval, Options, param, param_error, validate_fields
 
 MODES = ("none", "v2", "v3")
-MODE_CODES = {"none": 0, "v2": 1, "v3": 2}
+MODE_NONE, MODE_V2, MODE_V3 = range(len(MODES))  # the codes the kernels receive
+MODE_CODES = dict(zip(MODES, range(len(MODES))))
+# The sign quadrants (row sign s, column sign t) in the order they run; the kernels and any
+# model of the disturb import this table.
 QUADRANTS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
 @dataclass(frozen=True)
 class HalfSelect:
-    """Half-selection bias scheme: ``HalfSelect("v2", strength=0.1, prob=1.0)``."""
+    """Half-selection bias scheme: ``HalfSelect("v2", strength=0.1, prob=1.0)``.
+
+    ``strength`` and ``prob`` describe the disturb of a biased scheme: with ``"none"`` they
+    must stay at their defaults (0 and 1), so that a forgotten mode does not pass silently.
+    """
 
     mode: str = param("none", Options(*MODES))
     strength: float = param(0.0, Interval(0.0, 1.0))
@@ -43,9 +50,15 @@ class HalfSelect:
 
     def __post_init__(self):
         validate_fields(self)
+        if self.mode == "none":
+            for name, default in (("strength", 0.0), ("prob", 1.0)):
+                if getattr(self, name) != default:
+                    raise param_error("HalfSelect", name, f"{default} with mode 'none' (choose mode 'v2' or 'v3' "
+                                      "for a disturb)", getattr(self, name))
 
     @property
     def code(self) -> int:
+        """The mode's code in the kernels (``MODE_NONE``, ``MODE_V2``, ``MODE_V3``)."""
         return MODE_CODES[self.mode]
 
     @property

@@ -4,18 +4,28 @@ A vector goes through, in order (all in the tile's normalised units):
 
 1. Noise management (``abs_max``): the input is divided by ``max|x|`` so the DAC range is used
    fully; the output is multiplied back. ``none`` leaves the input as it is.
-2. DAC: clipped to ``[-inp_bound, inp_bound]`` and rounded to a step of
-   ``inp_res * 2 * inp_bound`` (``inp_res`` is the resolution relative to the full range, as in
+2. DAC: rounded to a step of ``inp_res * 2 * inp_bound`` and clipped to
+   ``[-inp_bound, inp_bound]`` (``inp_res`` is the resolution relative to the full range, as in
    aihwkit: ``1/126`` is a 7-bit converter with a level at zero; a value > 1 means a number of steps).
 3. Analog MVM ``W x`` with weight read noise ``w_noise`` (a fresh ``N(0, w_noise^2)`` on every
    weight for every read vector, applied as its exact output distribution
    ``w_noise * ||x||_2 * xi`` per output) and output noise ``out_noise * xi``.
-4. ADC: clipped to ``[-out_bound, out_bound]``, rounded to ``out_res * 2 * out_bound``.
-5. Bound management (``iterative``): while some output of a vector saturated the ADC, that
-   vector is repeated with its input halved (up to ``max_bm_factor``), and the output is scaled
-   back by the accumulated factor.
+4. ADC: rounded to ``out_res * 2 * out_bound`` and clipped to ``[-out_bound, out_bound]``.
+5. Bound management (``iterative``, forward pass only): while an output of a vector lies beyond
+   the ADC range after rounding, that vector is read again with its input halved, and the
+   output is scaled back by the accumulated factor. As in aihwkit 1.2.0
+   (``ForwardBackwardPassIOManaged::forwardVector``), after a read at factor ``f`` the halving
+   stops when ``f > max_bm_factor`` or, with a DAC, when
+   ``f > max_bm_res / (inp_res * 2 * inp_bound)``: with the default DAC (``inp_res`` 1/126) the
+   largest factor is 16. The backward pass never applies bound management (aihwkit's
+   ``backwardVector`` switches it off); ``Crossbar.backward`` saturates at ``out_bound``.
 
 ``IO(is_perfect=True)`` gives the exact product. Defaults follow aihwkit's, so results compare.
+
+The pass runs in one compiled kernel (:func:`_analog_pass`): the noise of all vectors is
+drawn from the tile's ``numpy.random.Generator`` in one call before it (weight noise, then
+output noise, each of shape (batch, out)), the MVM is one BLAS product in the tile's dtype,
+and only the vectors that bound management repeats come back for a second draw and pass.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from progsim._config import jit
 from progsim._validate import Boolean, Interval, Options, param, validate_fields
 
 _NONNEG = Interval(0.0, None, closed="left")
@@ -32,7 +43,11 @@ _POS = Interval(0.0, None, closed="neither")
 
 @dataclass(frozen=True)
 class IO:
-    """Periphery of one pass direction (forward or backward)."""
+    """Periphery of one pass direction (forward or backward).
+
+    ``max_bm_factor`` and ``max_bm_res`` limit the halving of bound management as aihwkit's
+    fields of the same names do (see the module docstring).
+    """
 
     is_perfect: bool = param(False, Boolean())
     inp_bound: float = param(1.0, _POS)
@@ -44,50 +59,135 @@ class IO:
     noise_management: str = param("abs_max", Options("abs_max", "none"))
     bound_management: str = param("iterative", Options("iterative", "none"))
     max_bm_factor: float = param(1000.0, Interval(1.0, None))
+    max_bm_res: float = param(0.25, _POS)
 
     def __post_init__(self):
         validate_fields(self)
 
 
-def _quantise(v: np.ndarray, res: float, bound: float) -> np.ndarray:
-    np.clip(v, -bound, bound, out=v)
-    if res > 0:
-        step = (res if res <= 1.0 else 1.0 / res) * 2.0 * bound
-        np.round(v / step, out=v)
-        v *= step
-    return v
+# Index of each scalar in the float64 vector that io_params builds for _analog_pass.
+_NM, _INP_BOUND, _INP_STEP, _OUT_BOUND, _OUT_STEP, _W_NOISE, _OUT_NOISE, _BM_LIMIT, _N_NOISE = range(9)
 
 
-def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator) -> np.ndarray:
-    """``y = weights @ x`` for a batch ``x`` of shape (batch, in) through the periphery ``io``."""
+def _step(res: float, bound: float) -> float:
+    return 0.0 if res <= 0 else (res if res <= 1.0 else 1.0 / res) * 2.0 * bound
+
+
+def io_params(io: IO, backward: bool = False) -> np.ndarray:
+    """The scalars of ``io`` as :func:`mvm` hands them to its kernel (build once per tile).
+
+    ``backward=True`` switches bound management off, as aihwkit does on the backward pass.
+    ``BM_LIMIT`` is the largest factor after which another halving is allowed (0: none).
+    """
+    p = np.zeros(9)
+    p[_NM] = io.noise_management == "abs_max"
+    p[_INP_BOUND] = io.inp_bound
+    p[_INP_STEP] = _step(io.inp_res, io.inp_bound)
+    p[_OUT_BOUND] = io.out_bound
+    p[_OUT_STEP] = _step(io.out_res, io.out_bound)
+    p[_W_NOISE] = io.w_noise
+    p[_OUT_NOISE] = io.out_noise
+    if io.bound_management == "iterative" and not backward:
+        limit = io.max_bm_factor
+        if p[_INP_STEP] > 0:
+            limit = min(limit, io.max_bm_res / p[_INP_STEP])
+        p[_BM_LIMIT] = limit
+    p[_N_NOISE] = (io.w_noise > 0) + (io.out_noise > 0)
+    return p
+
+
+@jit
+def _analog_pass(w, x, rows, bm, z, p, out, again):
+    """Read the vectors ``x[rows]`` through the periphery ``p`` at their bound-management
+    factors ``bm``, writing ``out[rows]``. ``z`` holds the standard normals of each listed
+    vector (``z[0]`` weight noise if on, then output noise if on), shape (k, len(rows), out).
+    Marks in ``again`` (one flag per listed vector) the vectors to read again, doubles their
+    ``bm``, and returns how many there are."""
+    n_in = x.shape[1]
+    n_out = w.shape[0]
+    inp_bound, inp_step = p[_INP_BOUND], p[_INP_STEP]
+    out_bound, out_step = p[_OUT_BOUND], p[_OUT_STEP]
+    w_noise, out_noise, bm_limit = p[_W_NOISE], p[_OUT_NOISE], p[_BM_LIMIT]
+    n = rows.shape[0]
+    xin = np.empty((n, n_in), dtype=w.dtype)
+    scale = np.ones(n)
+    for r in range(n):
+        k = rows[r]
+        if p[_NM] != 0.0:
+            s = 0.0
+            for j in range(n_in):
+                a = abs(x[k, j])
+                if a > s:
+                    s = a
+            if s > 0.0:
+                scale[r] = s
+        f = 1.0 / (scale[r] * bm[k])
+        for j in range(n_in):
+            v = x[k, j] * f
+            if inp_step > 0.0:
+                v = np.round(v / inp_step) * inp_step
+            if v > inp_bound:
+                v = inp_bound
+            elif v < -inp_bound:
+                v = -inp_bound
+            xin[r, j] = v
+    y = np.dot(xin, w.T)
+    n_retry = 0
+    zo = 1 if w_noise > 0.0 else 0
+    for r in range(n):
+        k = rows[r]
+        wn = 0.0
+        if w_noise > 0.0:
+            for j in range(n_in):
+                wn += float(xin[r, j]) ** 2
+            wn = w_noise * np.sqrt(wn)
+        saturated = False
+        g = bm[k] * scale[r]
+        for i in range(n_out):
+            v = float(y[r, i])
+            if w_noise > 0.0:
+                v += wn * z[0, r, i]
+            if out_noise > 0.0:
+                v += out_noise * z[zo, r, i]
+            if out_step > 0.0:
+                v = np.round(v / out_step) * out_step
+            if v > out_bound:
+                v = out_bound
+                saturated = True
+            elif v < -out_bound:
+                v = -out_bound
+                saturated = True
+            out[k, i] = v * g
+        again[r] = saturated and bm[k] <= bm_limit
+        if again[r]:
+            bm[k] *= 2.0
+            n_retry += 1
+    return n_retry
+
+
+def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, params: np.ndarray | None = None,
+        backward: bool = False) -> np.ndarray:
+    """``y = weights @ x`` for a batch ``x`` of shape (batch, in) through the periphery ``io``.
+
+    ``params`` is :func:`io_params` of ``io`` (computed here when not given); ``backward``
+    reads without bound management. Returns float64 of shape (batch, out).
+    """
     if io.is_perfect:
         return x @ weights.T
-    x = np.asarray(x, dtype=np.float64)
-    if io.noise_management == "abs_max":
-        scale = np.abs(x).max(axis=1)
-        scale[scale == 0] = 1.0
-    else:
-        scale = np.ones(x.shape[0])
-    xs = x / scale[:, None]
-    bm = np.ones(x.shape[0])
-    out = np.empty((x.shape[0], weights.shape[0]))
-    todo = np.arange(x.shape[0])
-    wt = np.asarray(weights, dtype=np.float64).T
-    while todo.size:
-        xin = _quantise(xs[todo] / bm[todo, None], io.inp_res, io.inp_bound)
-        y = xin @ wt
-        if io.w_noise > 0:
-            y += io.w_noise * np.linalg.norm(xin, axis=1)[:, None] * rng.standard_normal(y.shape)
-        if io.out_noise > 0:
-            y += io.out_noise * rng.standard_normal(y.shape)
-        saturated = (np.abs(y) >= io.out_bound).any(axis=1)
-        out[todo] = _quantise(y, io.out_res, io.out_bound)
-        if io.bound_management != "iterative":
-            break
-        retry = saturated & (bm[todo] * 2.0 <= io.max_bm_factor)
-        todo = todo[retry]
-        bm[todo] *= 2.0
-    return out * (bm * scale)[:, None]
+    p = io_params(io, backward) if params is None else params
+    if x.dtype != np.float64 or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+    nb, n_out = x.shape[0], weights.shape[0]
+    n_noise = int(p[_N_NOISE])
+    out = np.empty((nb, n_out))
+    bm = np.ones(nb)
+    rows = np.arange(nb)
+    again = np.empty(nb, dtype=np.bool_)
+    z = rng.standard_normal((n_noise, nb, n_out))
+    while _analog_pass(weights, x, rows, bm, z, p, out, again):
+        rows = rows[again[:rows.size]]
+        z = rng.standard_normal((n_noise, rows.size, n_out))
+    return out
 
 
 def output_noise_var(io: IO, x) -> np.ndarray:

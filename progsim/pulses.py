@@ -42,7 +42,7 @@ import numpy as np
 from numba import prange
 
 from progsim import _rng
-from progsim._config import jit, jit_parallel
+from progsim._config import jit, serial_and_parallel, use_parallel
 from progsim._validate import Boolean, Interval, param, validate_fields
 
 _BL = Interval(1, 64, integral=True)
@@ -177,8 +177,9 @@ def quadrants(row_sign: np.ndarray, col_sign: np.ndarray) -> np.ndarray:
     return np.stack([rp & cp, rp & cn, rn & cp, rn & cn], axis=1)
 
 
-@jit_parallel
 def _bernoulli_trains(p, bl, key, counter0, domain):
+    """Bernoulli trains of each line and cycle: slot ``k`` of line ``line`` fires when the
+    ``k``-th uniform of the stream ``(key, counter0 + b, domain, line)`` is below ``p``."""
     nb, n = p.shape
     out = np.zeros((nb, n), dtype=np.uint64)
     one = np.uint64(1)
@@ -199,6 +200,15 @@ def _bernoulli_trains(p, bl, key, counter0, domain):
                         bits |= one << np.uint64(k)
             out[b, line] = bits
     return out
+
+
+_bernoulli_serial, _bernoulli_parallel = serial_and_parallel(_bernoulli_trains)
+
+
+def bernoulli_trains(p, bl, key, counter0, domain):
+    """:func:`_bernoulli_trains` in its serial or parallel variant (the same bits either way)."""
+    kernel = _bernoulli_parallel if use_parallel(p.size) else _bernoulli_serial
+    return kernel(p, bl, key, counter0, domain)
 
 
 @jit
@@ -233,15 +243,16 @@ def _spread_trains(count, bl):
     return out
 
 
-def make_cycles(scheme: _Trained, x, d, lr, dw_min, key: np.uint64, counter0: int) -> Cycles:
-    """All per-cycle pulse data for a batch of ``b`` update cycles."""
+def make_cycles(scheme: _Trained, x, d, lr, dw_min, key: np.uint64, counter0: int, with_quadrants: bool = True) -> Cycles:
+    """All per-cycle pulse data for a batch of ``b`` update cycles. ``with_quadrants=False``
+    leaves ``quad`` all False, for the kernel without half-selection, which does not read it."""
     px, pd, bl = probabilities(scheme, x, d, lr, dw_min)
     row_sign = np.sign(d).astype(np.int8)
     col_sign = np.sign(x).astype(np.int8)
     nb = x.shape[0]
     if scheme.kind == KIND_STOCHASTIC:
-        col_bits = _bernoulli_trains(px, bl, key, np.uint64(counter0), _rng.DOMAIN_COL_TRAIN)
-        row_bits = _bernoulli_trains(pd, bl, key, np.uint64(counter0), _rng.DOMAIN_ROW_TRAIN)
+        col_bits = bernoulli_trains(px, bl, key, np.uint64(counter0), _rng.DOMAIN_COL_TRAIN)
+        row_bits = bernoulli_trains(pd, bl, key, np.uint64(counter0), _rng.DOMAIN_ROW_TRAIN)
     elif scheme.kind == KIND_DET_IMPLICIT:
         qx = np.round(px / scheme.x_res) * scheme.x_res
         qd = np.round(pd / scheme.d_res) * scheme.d_res
@@ -252,4 +263,5 @@ def make_cycles(scheme: _Trained, x, d, lr, dw_min, key: np.uint64, counter0: in
     else:  # MeanCount: the kernel builds per-cell slot masks from the probabilities
         col_bits = np.zeros((nb, x.shape[1]), dtype=np.uint64)
         row_bits = np.zeros((nb, d.shape[1]), dtype=np.uint64)
-    return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bl, quadrants(row_sign, col_sign))
+    quad = quadrants(row_sign, col_sign) if with_quadrants else np.zeros((nb, 4), dtype=np.bool_)
+    return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bl, quad)

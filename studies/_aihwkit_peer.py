@@ -182,3 +182,34 @@ def program_weights_error(target: np.ndarray, n_iter: int = 1000, perfect_reads:
                 n_iter=n_iter,
                 err_fro_reachable=float(np.linalg.norm(w - reachable) / t_norm),
                 err_fro_floor=float(np.linalg.norm(reachable - target) / t_norm))
+
+
+def per_call_us(rows: int, cols: int, batch: int, op: str = "update", threads: int = 1, n_calls: int = 50,
+                lr: float = 0.01, seed: int = 0) -> float:
+    """Median wall time in microseconds of one aihwkit call on a rows x cols ConstantStep tile
+    at its defaults (pulsed update, default forward IO): ``op="update"`` times
+    ``tile.update(x, d)`` with ``batch`` vector pairs, ``op="forward"`` times
+    ``tile.forward(x)`` with ``batch`` inputs (float32, aihwkit's CPU dtype); one warm-up call
+    first, as for ours in bench_update.py."""
+    if op not in ("update", "forward"):
+        raise ValueError(f"The 'op' parameter of per_call_us must be one of 'update', 'forward'. Got {op!r} instead.")
+    import torch
+
+    tile, _ = _make_tile(rows, cols, "constant", construction_seed=seed + 1)
+    tile.set_learning_rate(lr)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, cols, generator=gen) * 2 - 1
+    d = torch.rand(batch, rows, generator=gen) * 2 - 1
+    call = (lambda: tile.update(x, d)) if op == "update" else (lambda: tile.forward(x))
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        call()
+        times = []
+        for _ in range(max(1, n_calls)):
+            t0 = time.perf_counter_ns()
+            call()
+            times.append(time.perf_counter_ns() - t0)
+    finally:
+        torch.set_num_threads(old_threads)
+    return float(np.median(times)) / 1e3

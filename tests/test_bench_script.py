@@ -1,4 +1,4 @@
-"""The benchmark script runs end to end and writes a sensible table (no timing asserted)."""
+"""The benchmark script runs end to end and writes sensible tables (no timing asserted)."""
 
 import sys
 from pathlib import Path
@@ -10,9 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "studies"))
 import bench_update  # noqa: E402
 
 
-def test_bench_update_writes_its_table(tmp_path):
-    table = bench_update.main(["--sizes", "16", "--seconds", "0.001", "--threads", "1", "--no-peer",
-                               "--out", str(tmp_path)])
+def test_bench_update_writes_its_tables(tmp_path):
+    tables = bench_update.main(["--quick", "--no-peer", "--out", str(tmp_path)])
+    table = tables["throughput"]
     assert set(table["half_select"]) == {"none", "v2"} and set(table["device"]) == {"ConstantStep", "SoftBounds"}
     saved = pd.read_parquet(tmp_path / "bench_update.parquet")
     assert len(saved) == 4
@@ -21,3 +21,8 @@ def test_bench_update_writes_its_table(tmp_path):
     assert (v2.events_per_s > v2.full_per_s).all()
     none = saved[saved.half_select == "none"]
     assert (none.events_per_s == none.full_per_s).all()
+    per_call = pd.read_parquet(tmp_path / "per_call.parquet")
+    # one row per batch (1, 2) and (op, dtype) in (update f64, forward f64, forward f32), all timed
+    assert len(per_call) == 2 * 3 and (per_call.ours_us > 0).all()
+    assert set(zip(per_call.op, per_call.dtype)) == {("update", "float64"), ("forward", "float64"),
+                                                     ("forward", "float32")}

@@ -21,7 +21,8 @@ NOISELESS = {
 
 
 def _setup(device, scheme, mode, strength, seed=3, batch=3, shape=(5, 4)):
-    xb = Crossbar(*shape, device=device, pulses=scheme, half_select=HalfSelect(mode, strength=strength),
+    hs = HalfSelect(mode, strength=strength) if mode != "none" else HalfSelect()
+    xb = Crossbar(*shape, device=device, pulses=scheme, half_select=hs,
                   io=IO(is_perfect=True), seed=seed)
     rng = np.random.default_rng(seed)
     xb.set_weights(rng.uniform(-0.25, 0.25, shape))
@@ -118,24 +119,59 @@ def test_noisy_update_matches_naive_statistics():
 
 @pytest.mark.parametrize("name", ["constant", "softbounds", "exp"])
 def test_fast_and_general_kernels_take_the_same_steps_with_the_same_draws(name):
-    """Without half-selection the per-model fast kernel runs; the general kernel must apply
-    the same pulses in the same order with the same cycle-to-cycle draws, so with c2c noise
-    on (and write noise off) both give bit-identical weights and counts. A kernel that drew
-    in another order, or skipped or doubled a pulse, would differ in many cells."""
-    device = dataclasses.replace(NOISELESS[name], dw_min_std=0.4)
+    """Without half-selection the fast kernel runs; the general kernel must apply the same
+    pulses in the same order with the same cycle-to-cycle and write-noise draws, so with both
+    noises on they give bit-identical hidden and apparent weights and counts. A kernel that
+    drew in another order, or skipped or doubled a pulse, would differ in many cells."""
+    device = dataclasses.replace(NOISELESS[name], dw_min_std=0.4, write_noise_std=3.0)
     xb, x, d = _setup(device, pulses.Stochastic(bl=31), "none", 0.0, batch=6, shape=(9, 7))
     lr = 0.05
     cyc = make_cycles(xb.pulses, x, d, lr, device.dw_min, xb._key, 0)
     cfg = xb._kernel_cfg(1.0, 0)
     w0 = xb.hidden_weights
-    w_fast, w_gen = w0.copy(), w0.copy()
-    c_fast, c_gen = np.zeros((9, 2), dtype=np.int64), np.zeros((9, 2), dtype=np.int64)
-    _kernels.pulsed_update(w_fast, w_fast, xb._cells, device.model, device.shape_params, cyc, cfg, c_fast)
-    _kernels.general_update(w_gen, w_gen, xb._cells, device.model, device.shape_params, cyc, cfg, c_gen)
-    assert c_fast[:, 0].sum() > 50  # enough pulses for the comparison to mean something
-    np.testing.assert_array_equal(c_fast, c_gen)
-    np.testing.assert_array_equal(w_fast, w_gen)
-    assert not np.array_equal(w_fast, w0)
+    runs = {}
+    for fast in (True, False):
+        w, wa, counts = w0.copy(), w0.copy(), np.zeros((9, 2), dtype=np.int64)
+        _kernels.update_kernel(device.model, fast, parallel=False)(w, wa, xb._cells, device.shape_params, cyc, cfg,
+                                                                    counts)
+        runs[fast] = (w, wa, counts)
+    (w_f, wa_f, c_f), (w_g, wa_g, c_g) = runs[True], runs[False]
+    assert c_f[:, 0].sum() > 50  # enough pulses for the comparison to mean something
+    np.testing.assert_array_equal(c_f, c_g)
+    np.testing.assert_array_equal(w_f, w_g)
+    np.testing.assert_array_equal(wa_f, wa_g)
+    assert not np.array_equal(w_f, w0) and not np.array_equal(wa_f, w_f)
+
+
+@pytest.mark.parametrize("mode", ["none", "v3"])
+def test_serial_and_parallel_kernels_give_the_same_bits(mode):
+    """The serial variant (small tiles, one thread) and the parallel one (prange over rows)
+    draw from the same per-row streams: identical weights, apparent weights and counts."""
+    device = devices.ConstantStep(dw_min=0.01, dw_min_std=0.3, write_noise_std=1.0)
+    xb, x, d = _setup(device, pulses.Stochastic(bl=31), mode, 0.2, batch=4, shape=(12, 10))
+    cyc = make_cycles(xb.pulses, x, d, 0.05, device.dw_min, xb._key, 0)
+    cfg = xb._kernel_cfg(1.0, 0)
+    w0 = xb.hidden_weights
+    out = []
+    for parallel in (False, True):
+        w, wa, counts = w0.copy(), w0.copy(), np.zeros((12, 2), dtype=np.int64)
+        _kernels.pulsed_update(w, wa, xb._cells, device.model, device.shape_params, cyc, cfg, counts, parallel=parallel)
+        out.append((w, wa, counts))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    assert out[0][2][:, 0].sum() > 20 and (mode == "none") == (out[0][2][:, 1].sum() == 0)
+    p = np.random.default_rng(0).uniform(0, 1, (3, 200))
+    bl = np.array([31, 7, 0])
+    np.testing.assert_array_equal(pulses._bernoulli_serial(p, bl, xb._key, np.uint64(5), 1),
+                                  pulses._bernoulli_parallel(p, bl, xb._key, np.uint64(5), 1))
+
+
+def test_half_select_none_rejects_a_disturb():
+    with pytest.raises(ValueError, match="The 'strength' parameter of HalfSelect must be 0.0 with mode 'none'"):
+        HalfSelect("none", strength=0.5)
+    with pytest.raises(ValueError, match="The 'prob' parameter of HalfSelect"):
+        HalfSelect("none", prob=0.5)
+    assert HalfSelect("none").code == 0 and HalfSelect("v3", strength=0.5).code == 2
 
 
 @pytest.mark.parametrize("scheme", [pulses.Stochastic(bl=13), pulses.DeterministicImplicit(bl=13),

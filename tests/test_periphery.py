@@ -1,0 +1,109 @@
+"""The periphery (progsim/periphery.py) against a slow per-vector reference and aihwkit's rules."""
+
+import math
+
+import numpy as np
+import pytest
+
+import naive
+from progsim import Crossbar, IO, devices, periphery
+from progsim.periphery import io_params, mvm
+
+
+def _quantise(v, res, bound):
+    """Round to the converter's step (res relative to the full range 2 bound), then clip."""
+    if res > 0:
+        step = (res if res <= 1 else 1 / res) * 2 * bound
+        v = round(v / step) * step
+    return min(max(v, -bound), bound), abs(v) > bound
+
+
+def naive_read(w, x, io, backward=False):
+    """One vector, noise off, written from the module docstring and aihwkit's forwardVector loop."""
+    scale = max(abs(v) for v in x) if io.noise_management == "abs_max" else 1.0
+    scale = scale or 1.0
+    factor = 1.0
+    while True:
+        xin = [min(max(v / (scale * factor), -io.inp_bound), io.inp_bound) for v in x]
+        xin = [_quantise(v, io.inp_res, io.inp_bound)[0] for v in xin]
+        y = naive.mvm_perfect(w, [xin])[0]
+        outs = [_quantise(v, io.out_res, io.out_bound) for v in y]
+        saturated = any(s for _, s in outs)
+        if io.bound_management == "none" or backward or not saturated:
+            break
+        abs_inp_step = (io.inp_res if io.inp_res <= 1 else 1 / io.inp_res) * 2 * io.inp_bound
+        if factor > io.max_bm_factor or (io.inp_res > 0 and factor > io.max_bm_res / abs_inp_step):
+            break
+        factor *= 2
+    return np.array([v * factor * scale for v, _ in outs])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("io", [IO(out_noise=0.0), IO(out_noise=0.0, inp_res=0.0, out_res=1 / 62),
+                                IO(out_noise=0.0, noise_management="none", bound_management="none", inp_res=15)])
+def test_noiseless_pass_equals_the_reference(io, dtype, rng):
+    """Inputs spread over three decades so that some vectors saturate and others do not."""
+    w = rng.uniform(-0.6, 0.6, (7, 30)).astype(dtype)
+    x = rng.normal(size=(6, 30)) * np.array([0.05, 0.5, 1, 3, 10, 30])[:, None]
+    got = mvm(w, x, io, np.random.default_rng(0))
+    ref = np.array([naive_read(w.astype(np.float64), xv, io) for xv in x])
+    # float32 tiles multiply in float32: 30 products of |w x| <= 0.6 * 30, relative error 6e-8
+    tol = 1e-12 if dtype == np.float64 else 30 * 0.6 * 30 * 6e-8
+    np.testing.assert_allclose(got, ref, rtol=0, atol=tol)
+
+
+def _saturating_tile(n_in, value, io):
+    xb = Crossbar(3, n_in, device=devices.ConstantStep(w_max_dtod=0.0, w_min_dtod=0.0), io=io, seed=1)
+    xb.set_weights(np.full((3, n_in), value))
+    return xb
+
+
+def test_bound_management_stops_at_aihwkit_factor_16_with_the_default_dac():
+    """W x = 400 needs a factor 64 to fit out_bound 12. aihwkit stops after the read at
+    factor f once f > max_bm_res / (inp_res 2 inp_bound) = 0.25 * 63 = 15.75, i.e. at 16:
+    the output is the saturated 12 times 16 = 192 (the code before this rule returned ~400)."""
+    xb = _saturating_tile(800, 0.5, IO(out_noise=0.0))
+    np.testing.assert_allclose(xb.forward(np.ones(800)), 192.0, rtol=1e-12)
+    # without a DAC only max_bm_factor limits it: 400 / 64 = 6.25 fits, 400 comes back exactly
+    # (the ADC step 24/510 times 64 is 3.01, and 6.25 rounds to 6.259, times 64 = 400.56)
+    y = _saturating_tile(800, 0.5, IO(out_noise=0.0, inp_res=0.0)).forward(np.ones(800))
+    np.testing.assert_allclose(y, round(6.25 / (24 / 510)) * (24 / 510) * 64, rtol=1e-12)
+    # max_bm_factor 4: the read at 4 still saturates and 4 > 4 is false, so one more at 8, then stop
+    y = _saturating_tile(800, 0.5, IO(out_noise=0.0, inp_res=0.0, max_bm_factor=4.0)).forward(np.ones(800))
+    np.testing.assert_allclose(y, 12.0 * 8, rtol=1e-12)
+
+
+def test_backward_pass_has_no_bound_management():
+    """The issue's example: a backward output of 38.4 (64 rows of 0.6) is clipped to
+    out_bound 12 as in aihwkit, whatever io_backward.bound_management says (was 39.0)."""
+    io = IO(out_noise=0.0, inp_res=0.0)
+    xb = Crossbar(64, 2, device=devices.ConstantStep(w_max=0.6, w_max_dtod=0.0, w_min_dtod=0.0), io=io, seed=0)
+    xb.set_weights(np.full((64, 2), 0.6))
+    np.testing.assert_allclose(xb.backward(np.ones(64)), 12.0)
+    np.testing.assert_allclose(xb.forward(np.ones(2)), 1.2, atol=24 / 510)  # forward unaffected
+    assert io_params(io, backward=True)[periphery._BM_LIMIT] == 0.0 < io_params(io)[periphery._BM_LIMIT]
+
+
+def test_weight_noise_has_the_configured_variance():
+    """y - W xq has variance w_noise^2 ||xq||^2 + out_noise^2 per output (xq = x here: inputs on
+    the DAC grid with max|x| = 1). The sample variance of n normals has relative standard
+    error sqrt(2 / n); we allow 5 of them, so tripling either noise fails."""
+    n_in, n_out, n = 9, 40, 500
+    io = IO(out_noise=0.05, w_noise=0.04, out_res=0.0)
+    xb = Crossbar(n_out, n_in, io=io, seed=4)
+    step = 2 / 126
+    x = np.tile(np.round(np.linspace(-1, 1, n_in) / step) * step, (n, 1))
+    err = xb.forward(x) - x @ xb.weights.T
+    expected = 0.04 ** 2 * np.sum(x[0] ** 2) + 0.05 ** 2
+    assert abs(err.var() / expected - 1) < 5 * math.sqrt(2 / err.size)
+
+
+def test_noise_draws_come_from_the_tile_generator_in_one_call():
+    """Same seed, same reads; and the output noise is the generator's next (1, batch, out) normals."""
+    io = IO(out_res=0.0, inp_res=0.0)
+    w = np.random.default_rng(2).uniform(-0.5, 0.5, (5, 4))
+    x = np.random.default_rng(3).uniform(-1, 1, (3, 4))
+    x /= np.abs(x).max(axis=1, keepdims=True)
+    y = mvm(w, x, io, np.random.default_rng(7))
+    z = np.random.default_rng(7).standard_normal((1, 3, 5))[0]
+    np.testing.assert_allclose(y, x @ w.T + 0.06 * z, rtol=0, atol=1e-12)
