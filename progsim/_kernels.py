@@ -242,7 +242,9 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
                 full &= full - _ONE
                 mag = device_step(model, wij, up, dw, wmax, wmin, dev_p, k)
                 if std > 0.0:
-                    mag *= 1.0 + std * _rng.normal_buffered(st, buf)
+                    if st[1] >= nbuf:
+                        _rng.refill(st, buf)
+                    mag *= 1.0 + std * _rng.take(st, buf)
                 wij = _clip(wij + sgn * mag, wmax, wmin)
                 nfull += 1
             w[i, j] = wij
