@@ -56,7 +56,7 @@ def trial(model_name: str, mode: str, strength: float, seed: int, epochs: int, l
                      "test_accuracy": _digits.accuracy(m, data[2], data[3]),
                      "pulses_full": c["pulses_full"], "pulses_half": c["pulses_half"]})
 
-    seconds = _digits.train(model, opt, data, epochs=epochs, seed=seed, on_epoch=log)
+    seconds, _ = _digits.train(model, opt, data, epochs=epochs, seed=seed, on_epoch=log)
     for r, s in zip(rows, seconds):
         r["train_s"] = s
     return rows
