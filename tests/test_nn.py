@@ -45,9 +45,9 @@ def _train_pair(digital, analog, opt_d, opt_a, steps=15, batch=4, seed=0):
 @pytest.mark.parametrize("digital_bias", [True, False])
 @pytest.mark.parametrize("omega", [0.0, 0.4])
 def test_ideal_layer_trains_like_torch_sgd(digital_bias, omega):
-    # The analog layer runs SGD on the tile's state, whose gradient is alpha dy x^T: the user's
-    # weight alpha W moves by lr alpha^2 dy x^T, i.e. torch SGD with lr alpha^2 (alpha = 1 for
-    # omega = 0). A digital bias gets plain lr, an analog one (a tile column) lr alpha^2.
+    # The tile gets update(x, dy / alpha, lr), so the user's weight alpha W moves by -lr dy x^T:
+    # torch SGD with the same lr whatever omega (alpha = 1 for omega = 0), for a digital bias
+    # and for an analog one (a tile column driven by 1) alike.
     # Tolerance: both sides are float64 and compute the same sums in different orders; each step
     # adds a rounding of ~ 1e-16 relative to |W| ~ 0.5, a 15-step quadratic-loss run amplifies it
     # by at most (1 + lr ||H||)^15 < 10, so the losses (~1) agree to 1e-12 with margin.
@@ -60,8 +60,7 @@ def test_ideal_layer_trains_like_torch_sgd(digital_bias, omega):
                                                           if digital_bias else
                                                           max(lin.weight.abs().max(), lin.bias.abs().max()).item() / omega))
     lr = 0.1
-    bias_lr = lr if digital_bias else lr * alpha ** 2
-    opt_d = torch.optim.SGD([{"params": [lin.weight], "lr": lr * alpha ** 2}, {"params": [lin.bias], "lr": bias_lr}])
+    opt_d = torch.optim.SGD(lin.parameters(), lr=lr)
     opt_a = AnalogSGD(layer.parameters(), lr=lr)
     losses = _train_pair(lin, layer, opt_d, opt_a)
     assert losses[-1, 0] < 0.8 * losses[0, 0]  # it does train

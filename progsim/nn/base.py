@@ -7,9 +7,12 @@ A layer composes a tile (:func:`progsim.nn.compound.make_tile`) with a
   bias is digital). Backward (a ``torch.autograd.Function``): ``dx = alpha * tile.backward(dy)``
   through the backward periphery. The Function keeps the forward's tile input ``x`` and, when the
   backward runs, hands the pair ``(x, dy)`` to the layer; :meth:`AnalogModule.apply_update` (called
-  by :class:`~progsim.nn.AnalogSGD`) applies ``tile.update(x, alpha * dy, lr)``: one pulsed cycle
-  per row, the rows of every forward call in call order. That is SGD on the tile's own state,
-  whose gradient is ``alpha dy x^T`` because ``y = alpha W_tile x``.
+  by :class:`~progsim.nn.AnalogSGD`) applies ``tile.update(x, dy / alpha, lr)``: one pulsed cycle
+  per row, the rows of every forward call in call order. The weight the user sees,
+  ``alpha W_tile``, then moves by ``-lr dy x^T`` in expectation: plain SGD with ``lr`` whatever
+  the scaling, as aihwkit 1.2.0 does (its ``pre_update`` divides ``d`` by the mapping scale).
+  DESIGN.md's ``dy * alpha`` would be SGD on the tile's own state, an effective rate of
+  ``lr alpha^2`` on the visible weight, which stalls layers mapped with ``alpha << 1``.
 * Pairs are recorded only in training mode with gradients enabled; ``eval()`` and
   ``torch.no_grad()`` forward without recording (and without building a graph under no_grad).
 * The analog weight is visible to torch as ``weight``, an ``nn.Parameter`` with
@@ -224,14 +227,14 @@ class AnalogModule(nn.Module):
         return bool(self._pending)
 
     def apply_update(self, lr: float) -> None:
-        """Apply the recorded ``(x, dy)`` pairs as pulsed cycles ``tile.update(x, alpha dy, lr)``,
+        """Apply the recorded ``(x, dy)`` pairs as pulsed cycles ``tile.update(x, dy / alpha, lr)``,
         in the order of the forward calls, then forget them."""
         if not self._pending:
             return
         pending = sorted(self._pending, key=lambda p: p[0])
         self._pending = []
         x = np.concatenate([p[1] for p in pending])
-        d = np.concatenate([p[2] for p in pending]) * self.alpha
+        d = np.concatenate([p[2] for p in pending]) / self.alpha
         self.tile.update(x, d, lr)
         self._sync()
 

@@ -12,7 +12,7 @@ class AnalogSGD(torch.optim.Optimizer):
 
     ``step()`` goes through the parameter groups: a parameter that is an analog layer's
     ``weight`` makes that layer apply its recorded ``(x, dy)`` pairs as pulsed update cycles
-    ``tile.update(x, alpha dy, lr)`` (one cycle per sample, per output position for
+    ``tile.update(x, dy / alpha, lr)`` (one cycle per sample, per output position for
     convolutions, in sample order; see :mod:`progsim.nn.base`); any other parameter with a
     gradient gets ``p -= lr * p.grad``. Give it ``model.parameters()`` as any optimizer.
     """
