@@ -31,10 +31,12 @@ are returned on the input's device and in its dtype.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import weakref
 
+import numba
 import numpy as np
 import torch
 from torch import nn
@@ -43,6 +45,25 @@ from progsim.nn.compound import make_tile
 from progsim.nn.config import TileConfig
 
 _LAYERS: "weakref.WeakValueDictionary[int, AnalogModule]" = weakref.WeakValueDictionary()
+
+# Tiles with fewer cells than this run their numba kernels on one thread: a layer's calls are
+# small, and numba's worker threads then only contend with torch's own (same seed, same bits
+# whatever the thread count, so this changes speed only).
+SERIAL_CELLS = 1 << 16
+
+
+@contextlib.contextmanager
+def _tile_threads(tile):
+    """Run the enclosed tile calls on one numba thread when the tile is small."""
+    n = numba.get_num_threads()
+    if n == 1 or tile.shape[0] * tile.shape[1] >= SERIAL_CELLS:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
 
 
 def analog_layer_of(p: torch.Tensor):
@@ -198,7 +219,10 @@ class AnalogModule(nn.Module):
         return xin
 
     def _read(self, xin: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-        y = self.tile.forward(xin) if xin.shape[0] else np.zeros((0, self.out_features))
+        if not xin.shape[0]:
+            return torch.zeros((0, self.out_features), device=like.device, dtype=like.dtype)
+        with _tile_threads(self.tile):
+            y = self.tile.forward(xin)
         return torch.from_numpy(self.alpha * y).to(device=like.device, dtype=like.dtype)
 
     def _mvm(self, rows: torch.Tensor) -> torch.Tensor:
@@ -235,7 +259,8 @@ class AnalogModule(nn.Module):
         self._pending = []
         x = np.concatenate([p[1] for p in pending])
         d = np.concatenate([p[2] for p in pending]) / self.alpha
-        self.tile.update(x, d, lr)
+        with _tile_threads(self.tile):
+            self.tile.update(x, d, lr)
         self._sync()
 
     def drop_pending(self) -> None:
