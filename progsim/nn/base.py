@@ -1,0 +1,291 @@
+"""What every analog layer shares: its tile, the digital scale, the autograd bridge and its state.
+
+A layer composes a tile (:func:`progsim.nn.compound.make_tile`) with a
+:class:`~progsim.nn.config.TileConfig`; it does not inherit from either.
+
+* Forward: ``y = alpha * tile.forward(x)`` through the forward periphery (``+ bias`` when the
+  bias is digital). Backward (a ``torch.autograd.Function``): ``dx = alpha * tile.backward(dy)``
+  through the backward periphery. The Function keeps the forward's tile input ``x`` and, when the
+  backward runs, hands the pair ``(x, dy)`` to the layer; :meth:`AnalogModule.apply_update` (called
+  by :class:`~progsim.nn.AnalogSGD`) applies ``tile.update(x, dy / alpha, lr)``: one pulsed cycle
+  per row, the rows of every forward call in call order. The weight the user sees,
+  ``alpha W_tile``, then moves by ``-lr dy x^T`` in expectation: plain SGD with ``lr`` whatever
+  the scaling, as aihwkit 1.2.0 does (its ``pre_update`` divides ``d`` by the mapping scale).
+  DESIGN.md's ``dy * alpha`` would be SGD on the tile's own state, an effective rate of
+  ``lr alpha^2`` on the visible weight, which stalls layers mapped with ``alpha << 1``.
+* Pairs are recorded only in training mode with gradients enabled; ``eval()`` and
+  ``torch.no_grad()`` forward without recording (and without building a graph under no_grad).
+* The analog weight is visible to torch as ``weight``, an ``nn.Parameter`` with
+  ``requires_grad=False`` that mirrors ``alpha * tile.weights`` after every change of the tile:
+  it is in ``parameters()`` (so :class:`~progsim.nn.AnalogSGD` finds the layer) and in
+  ``state_dict``, but it never receives a gradient, so other optimizers skip it. Writing to it
+  does not program the tile; :meth:`AnalogModule.set_weights` does.
+* ``state_dict`` carries, beside the mirrors, the tile's full state (true and apparent weights,
+  per-cell device parameters, counters, random-stream counter and generator states) and
+  ``alpha`` as torch's ``_extra_state``, every array as a tensor, so that
+  ``torch.load(..., weights_only=True)`` reads it and a resumed run continues bit for bit.
+
+Computation happens in NumPy on the CPU; inputs may live anywhere, outputs and gradients
+are returned on the input's device and in its dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import weakref
+
+import numba
+import numpy as np
+import torch
+from torch import nn
+
+from progsim.nn.compound import make_tile
+from progsim.nn.config import TileConfig
+
+_LAYERS: "weakref.WeakValueDictionary[int, AnalogModule]" = weakref.WeakValueDictionary()
+
+# Tiles with fewer cells than this run their numba kernels on one thread: a layer's calls are
+# small, and numba's worker threads then only contend with torch's own (same seed, same bits
+# whatever the thread count, so this changes speed only).
+SERIAL_CELLS = 1 << 16
+
+
+@contextlib.contextmanager
+def _tile_threads(tile):
+    """Run the enclosed tile calls on one numba thread when the tile is small."""
+    n = numba.get_num_threads()
+    if n == 1 or tile.shape[0] * tile.shape[1] >= SERIAL_CELLS:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n)
+
+
+def analog_layer_of(p: torch.Tensor):
+    """The analog layer whose ``weight`` is ``p`` (None for a digital parameter)."""
+    layer = _LAYERS.get(id(p))
+    return layer if layer is not None and layer.weight is p else None
+
+
+def _to_torch(obj):
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, dict):
+        return {k: _to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_torch(v) for v in obj)
+    return obj
+
+
+def _to_numpy(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().numpy().copy()
+    if isinstance(obj, dict):
+        return {k: _to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_numpy(v) for v in obj)
+    return obj
+
+
+class _TileMVM(torch.autograd.Function):
+    """``alpha * tile.forward(x)``; backward ``alpha * tile.backward(dy)``, recording ``(x, dy)``."""
+
+    @staticmethod
+    def forward(ctx, x, token, layer, record):
+        xin = layer._tile_input(x)
+        ctx.layer, ctx.xin, ctx.record, ctx.seq = layer, xin, record, next(layer._seq)
+        return layer._read(xin, x)
+
+    @staticmethod
+    def backward(ctx, dy):
+        layer = ctx.layer
+        d = dy.detach().cpu().numpy().astype(np.float64)
+        if ctx.record:
+            layer._pending.append((ctx.seq, ctx.xin, d))
+        dx = None
+        if ctx.needs_input_grad[0]:
+            g = layer.alpha * layer.tile.backward(d)
+            dx = torch.from_numpy(g[:, :layer.tile_in_features]).to(device=dy.device, dtype=dy.dtype)
+        return dx, None, None, None
+
+
+class AnalogModule(nn.Module):
+    """Base of the analog layers: one tile holding a weight of ``weight_shape``
+    (``(out_features, tile_in_features)`` once flattened) and an optional bias.
+
+    Subclasses reshape their inputs into rows of ``tile_in_features`` and call :meth:`_mvm`.
+    """
+
+    def __init__(self, weight_shape, bias: bool, config: TileConfig | None, seed: int | None, dtype, owner: str):
+        super().__init__()
+        config = TileConfig() if config is None else config
+        if not isinstance(config, TileConfig):
+            raise TypeError(f"The 'config' parameter of {owner} must be a progsim.nn.TileConfig or None. "
+                            f"Got {type(config).__name__} instead.")
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"The 'seed' parameter of {owner} must be an int >= 0 or None. Got {seed!r} instead.")
+        if not isinstance(bias, bool):
+            raise TypeError(f"The 'bias' parameter of {owner} must be a bool. Got {bias!r} instead.")
+        self.config, self.seed = config, int(seed)
+        self.weight_shape = tuple(int(s) for s in weight_shape)
+        self.out_features = self.weight_shape[0]
+        self.tile_in_features = int(np.prod(self.weight_shape[1:]))
+        self.analog_bias = bias and not config.digital_bias
+        self.tile = make_tile(config, self.out_features, self.tile_in_features + int(self.analog_bias), self.seed)
+        self.alpha = 1.0
+        factory = {"dtype": dtype}
+        self.weight = nn.Parameter(torch.zeros(self.weight_shape, **factory), requires_grad=False)
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(self.out_features, **factory), requires_grad=not self.analog_bias)
+        else:
+            self.register_parameter("bias", None)
+        self._pending: list = []
+        self._seq = itertools.count()
+        _LAYERS[id(self.weight)] = self
+
+    # ------------------------------------------------------------------ weights
+
+    def reset_parameters(self) -> None:
+        """torch's default initialisation (as ``nn.Linear``/``nn.ConvNd``), programmed exactly."""
+        w = torch.empty(self.weight_shape, dtype=torch.float64)
+        nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+        b = None
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(self.tile_in_features) if self.tile_in_features > 0 else 0.0
+            b = torch.empty(self.out_features, dtype=torch.float64).uniform_(-bound, bound)
+        self.set_weights(w, b)
+
+    def set_weights(self, weight, bias=None) -> None:
+        """Program ``weight`` (and ``bias``) exactly, within each cell's bounds; chooses ``alpha``
+        from ``config.weight_scaling_omega``. ``bias`` is required when the layer has one."""
+        w = torch.as_tensor(weight).detach().cpu().to(torch.float64)
+        if tuple(w.shape) != self.weight_shape:
+            raise ValueError(f"The 'weight' parameter of {type(self).__name__}.set_weights must have shape "
+                             f"{self.weight_shape}. Got {tuple(w.shape)} instead.")
+        m = w.reshape(self.out_features, -1).numpy()
+        if self.bias is not None:
+            if bias is None:
+                raise ValueError(f"The 'bias' parameter of {type(self).__name__}.set_weights must be a tensor of "
+                                 f"shape ({self.out_features},) (the layer has a bias). Got None instead.")
+            b = torch.as_tensor(bias).detach().cpu().to(torch.float64)
+            if tuple(b.shape) != (self.out_features,):
+                raise ValueError(f"The 'bias' parameter of {type(self).__name__}.set_weights must have shape "
+                                 f"({self.out_features},). Got {tuple(b.shape)} instead.")
+            if self.analog_bias:
+                m = np.concatenate([m, b.numpy()[:, None]], axis=1)
+            else:
+                with torch.no_grad():
+                    self.bias.copy_(b)
+        for name, v in (("weight", m), ("bias", m)):
+            if not np.all(np.isfinite(v)):
+                raise ValueError(f"The '{name}' parameter of {type(self).__name__}.set_weights must be finite. "
+                                 "Got non-finite entries instead.")
+        omega = self.config.weight_scaling_omega
+        peak = float(np.abs(m).max()) if m.size else 0.0
+        self.alpha = peak / omega if omega > 0 and peak > 0 else 1.0
+        self.tile.set_weights(m / self.alpha)
+        self._sync()
+
+    def get_weights(self):
+        """``(weight, bias)``: the tile's true state times ``alpha`` (bias None when absent)."""
+        m = self.alpha * self.tile.weights
+        w = torch.from_numpy(m[:, :self.tile_in_features].reshape(self.weight_shape).copy())
+        if self.bias is None:
+            return w, None
+        b = torch.from_numpy(m[:, -1].copy()) if self.analog_bias else self.bias.detach().to(torch.float64).clone()
+        return w, b
+
+    def _sync(self) -> None:
+        """Refresh the torch mirrors from the tile."""
+        m = self.alpha * self.tile.weights
+        with torch.no_grad():
+            self.weight.copy_(torch.from_numpy(m[:, :self.tile_in_features].reshape(self.weight_shape)))
+            if self.analog_bias:
+                self.bias.copy_(torch.from_numpy(m[:, -1].copy()))
+
+    # ------------------------------------------------------------------ passes
+
+    def _tile_input(self, x: torch.Tensor) -> np.ndarray:
+        xin = x.detach().cpu().numpy().astype(np.float64)
+        if self.analog_bias:
+            xin = np.concatenate([xin, np.ones((xin.shape[0], 1))], axis=1)
+        return xin
+
+    def _read(self, xin: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        if not xin.shape[0]:
+            return torch.zeros((0, self.out_features), device=like.device, dtype=like.dtype)
+        with _tile_threads(self.tile):
+            y = self.tile.forward(xin)
+        return torch.from_numpy(self.alpha * y).to(device=like.device, dtype=like.dtype)
+
+    def _mvm(self, rows: torch.Tensor) -> torch.Tensor:
+        """``alpha * tile.forward(rows)`` for rows of shape (n, tile_in_features), differentiable."""
+        if not torch.is_floating_point(rows):
+            raise TypeError(f"The input of {type(self).__name__} must be a floating-point tensor. "
+                            f"Got dtype {rows.dtype} instead.")
+        _LAYERS[id(self.weight)] = self
+        if not torch.is_grad_enabled():
+            return self._read(self._tile_input(rows), rows)
+        record = self.training
+        token = torch.empty(0, requires_grad=record)
+        if not (record or rows.requires_grad):
+            return self._read(self._tile_input(rows), rows)
+        return _TileMVM.apply(rows, token, self, record)
+
+    def _add_bias(self, y: torch.Tensor, view) -> torch.Tensor:
+        if self.bias is None or self.analog_bias:
+            return y
+        return y + self.bias.to(y.dtype).view(view)
+
+    # ------------------------------------------------------------------ training
+
+    @property
+    def has_pending_update(self) -> bool:
+        return bool(self._pending)
+
+    def apply_update(self, lr: float) -> None:
+        """Apply the recorded ``(x, dy)`` pairs as pulsed cycles ``tile.update(x, dy / alpha, lr)``,
+        in the order of the forward calls, then forget them."""
+        if not self._pending:
+            return
+        pending = sorted(self._pending, key=lambda p: p[0])
+        self._pending = []
+        x = np.concatenate([p[1] for p in pending])
+        d = np.concatenate([p[2] for p in pending]) / self.alpha
+        with _tile_threads(self.tile):
+            self.tile.update(x, d, lr)
+        self._sync()
+
+    def drop_pending(self) -> None:
+        """Forget recorded pairs without updating (e.g. after a backward that is not followed by a step)."""
+        self._pending = []
+
+    @property
+    def counters(self) -> dict:
+        return self.tile.counters
+
+    # ------------------------------------------------------------------ state
+
+    def get_extra_state(self):
+        return {"alpha": float(self.alpha), "tile": _to_torch(self.tile.state_dict())}
+
+    def set_extra_state(self, state) -> None:
+        self.alpha = float(state["alpha"])
+        self.tile.load_state_dict(_to_numpy(state["tile"]))
+        self._pending = []
+        self._sync()
+
+    def _config_repr(self) -> str:
+        dev = self.config.device
+        hs = self.config.half_select
+        return (f"device={type(dev).__name__}, pulses={type(self.config.pulses).__name__}, "
+                f"half_select={hs.mode}" + (f"({hs.strength:g})" if hs.mode != "none" else "")
+                + (f", omega={self.config.weight_scaling_omega:g}" if self.config.weight_scaling_omega else "")
+                + ("" if self.config.digital_bias else ", analog_bias=True"))

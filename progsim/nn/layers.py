@@ -1,0 +1,172 @@
+"""Analog layers: Linear, Conv1d, Conv2d (unfolded onto one crossbar) and a Sequential.
+
+Each is a ``torch.nn.Module`` with its parameters registered, ``reset_parameters`` and
+``extra_repr``; it holds one tile (see :mod:`progsim.nn.base`). A convolution is unfolded
+(``torch.nn.functional.unfold``): its kernel is a ``(out_channels, in_channels * prod(kernel))``
+crossbar and every output position of every sample is one read (and, in training, one update
+cycle), sample by sample, positions in row-major order.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from progsim.nn.base import AnalogModule
+from progsim.nn.config import TileConfig
+
+
+def _check_int(owner, name, value, low=1):
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"The '{name}' parameter of {owner} must be an int >= {low}. Got {value!r} instead.")
+    return value
+
+
+def _tuple(owner, name, value, n, low):
+    vals = (value,) * n if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(vals, (tuple, list)) or len(vals) != n:
+        raise ValueError(f"The '{name}' parameter of {owner} must be an int >= {low} or a tuple of {n} of them. "
+                         f"Got {value!r} instead.")
+    return tuple(_check_int(owner, name, v, low) for v in vals)
+
+
+class AnalogLinear(AnalogModule):
+    """``y = alpha * tile.forward(x) + bias``: a linear layer on one crossbar.
+
+    Inputs ``(*, in_features)`` (any leading dimensions, or none) give ``(*, out_features)``.
+    ``seed`` seeds the tile (None: drawn from torch's generator, so ``torch.manual_seed``
+    governs it); ``dtype`` is the dtype of the torch mirrors (the tile's storage is
+    ``config.dtype``).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, config: TileConfig | None = None,
+                 *, seed: int | None = None, dtype=None):
+        _check_int("AnalogLinear", "in_features", in_features)
+        _check_int("AnalogLinear", "out_features", out_features)
+        self.in_features = in_features
+        super().__init__((out_features, in_features), bias, config, seed, dtype, "AnalogLinear")
+        self.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[-1] != self.in_features:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"The input of AnalogLinear must be a tensor of shape (*, {self.in_features}). "
+                             f"Got {shape} instead.")
+        lead = x.shape[:-1]
+        y = self._mvm(x.reshape(-1, self.in_features))
+        return self._add_bias(y, (-1,)).reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                + self._config_repr())
+
+    @classmethod
+    def from_digital(cls, module: nn.Linear, config: TileConfig | None = None, *, seed=None) -> "AnalogLinear":
+        """An AnalogLinear programmed with ``module``'s weight and bias."""
+        layer = cls(module.in_features, module.out_features, module.bias is not None, config, seed=seed,
+                    dtype=module.weight.dtype)
+        layer.set_weights(module.weight.detach(), None if module.bias is None else module.bias.detach())
+        return layer
+
+
+class _AnalogConvNd(AnalogModule):
+    """A convolution with ``n`` spatial dimensions, unfolded onto one crossbar."""
+
+    n_dims = 2
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", config=None, *, seed=None, dtype=None):
+        owner, n = type(self).__name__, self.n_dims
+        _check_int(owner, "in_channels", in_channels)
+        _check_int(owner, "out_channels", out_channels)
+        if groups != 1:
+            raise ValueError(f"The 'groups' parameter of {owner} must be 1 (grouped convolutions are not "
+                             f"supported). Got {groups!r} instead.")
+        if padding_mode != "zeros":
+            raise ValueError(f"The 'padding_mode' parameter of {owner} must be 'zeros'. Got {padding_mode!r} instead.")
+        if padding == "valid":
+            padding = 0
+        self.in_channels, self.kernel_size = in_channels, _tuple(owner, "kernel_size", kernel_size, n, 1)
+        self.stride = _tuple(owner, "stride", stride, n, 1)
+        self.padding = _tuple(owner, "padding", padding, n, 0)
+        self.dilation = _tuple(owner, "dilation", dilation, n, 1)
+        super().__init__((out_channels, in_channels, *self.kernel_size), bias, config, seed, dtype, owner)
+        self.out_channels = out_channels
+        self.reset_parameters()
+
+    def _as_2d(self, t):
+        """Spatial parameters padded to two dimensions (Conv1d runs as a 1 x k Conv2d)."""
+        return (1,) * (2 - self.n_dims) + tuple(t) if self.n_dims < 2 else tuple(t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.n_dims
+        if not isinstance(x, torch.Tensor) or x.dim() not in (n + 1, n + 2) or x.shape[-n - 1] != self.in_channels:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"The input of {type(self).__name__} must be a tensor of shape (N, {self.in_channels}, "
+                             f"{'L' if n == 1 else 'H, W'}) or ({self.in_channels}, {'L' if n == 1 else 'H, W'}). "
+                             f"Got {shape} instead.")
+        single = x.dim() == n + 1
+        xb = x.unsqueeze(0) if single else x
+        x4 = xb.unsqueeze(2) if n == 1 else xb
+        k, s = self._as_2d(self.kernel_size), self._as_2d(self.stride)
+        p, d = (0,) * (2 - n) + self.padding, self._as_2d(self.dilation)
+        out_hw = [(x4.shape[2 + i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+        if min(out_hw) < 1:
+            raise ValueError(f"The input of {type(self).__name__} is too small for the kernel: spatial shape "
+                             f"{tuple(xb.shape[2:])} gives an output of {tuple(out_hw[2 - n:])}.")
+        cols = F.unfold(x4, k, dilation=d, padding=p, stride=s)  # (N, K, L)
+        nb, kk, npos = cols.shape
+        y = self._mvm(cols.transpose(1, 2).reshape(nb * npos, kk))
+        y = y.reshape(nb, npos, self.out_channels).transpose(1, 2).reshape(nb, self.out_channels, *out_hw[2 - n:])
+        y = self._add_bias(y, (-1,) + (1,) * n)
+        return y[0] if single else y
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}, "
+                + self._config_repr())
+
+    @classmethod
+    def from_digital(cls, module, config: TileConfig | None = None, *, seed=None):
+        """An analog convolution programmed with ``module``'s weight and bias."""
+        if isinstance(module.padding, str) and module.padding != "valid":
+            raise ValueError(f"The 'padding' of {type(module).__name__} must be explicit or 'valid' to convert. "
+                             f"Got {module.padding!r} instead.")
+        layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                    module.dilation, module.groups, module.bias is not None, module.padding_mode, config,
+                    seed=seed, dtype=module.weight.dtype)
+        layer.set_weights(module.weight.detach(), None if module.bias is None else module.bias.detach())
+        return layer
+
+
+class AnalogConv1d(_AnalogConvNd):
+    """``nn.Conv1d`` on one crossbar of shape ``(out_channels, in_channels * kernel_size)``."""
+
+    n_dims = 1
+
+
+class AnalogConv2d(_AnalogConvNd):
+    """``nn.Conv2d`` on one crossbar of shape ``(out_channels, in_channels * kh * kw)``."""
+
+    n_dims = 2
+
+
+def analog_modules(module: nn.Module):
+    """The analog layers in ``module``'s tree, in ``modules()`` order."""
+    return [m for m in module.modules() if isinstance(m, AnalogModule)]
+
+
+class AnalogSequential(nn.Sequential):
+    """``nn.Sequential`` that also lists its analog layers and sums their costs."""
+
+    def analog_modules(self):
+        return analog_modules(self)
+
+    def counters(self) -> dict:
+        """Tile costs (update cycles, pulses, reads) summed over the analog layers."""
+        out: dict = {}
+        for m in self.analog_modules():
+            for k, v in m.counters.items():
+                out[k] = out.get(k, 0) + v
+        return out

@@ -1,0 +1,120 @@
+"""Benchmark of analog training: seconds per epoch and test accuracy on the digits MLP and CNN.
+
+Models (``studies/_digits.py``): MLP 64-256-128-10 tanh; CNN conv 8@3x3, tanh, pool 2,
+conv 16@3x3, tanh, linear 16-10. Batch 16, lr 0.1, cross-entropy, the same split and data
+order for every framework, in one run:
+
+* ``torch``: the digital model, ``torch.optim.SGD`` (the floor);
+* ``progsim``: ``progsim.nn.convert_to_analog`` with the default TileConfig (ConstantStep,
+  stochastic pulses, aihwkit's default periphery), ``progsim.nn.AnalogSGD``;
+* ``aihwkit``: aihwkit's ``convert_to_analog`` with ``SingleRPUConfig(device=ConstantStepDevice())``
+  and its ``AnalogSGD``, when aihwkit imports (skipped otherwise).
+
+Seconds per epoch: the median over the epochs of the wall-clock time (training only; the test
+pass is outside the timing), and beside it the process CPU seconds (the steadier figure on a
+shared machine; with several threads it sums them). Threads: ``--threads`` sets torch's, numba's and BLAS's thread counts (set before
+numpy loads). Prints one table and writes it to ``OUT/bench_nn.csv``.
+
+    python studies/bench_nn.py results/bench_nn --epochs 10 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _threads_from_argv(argv) -> str:
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return "2"
+
+
+_N = _threads_from_argv(sys.argv)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ[_var] = _N
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(_HERE.parent), str(_HERE)]  # this checkout's progsim, then the study helpers
+import _digits  # noqa: E402
+
+from progsim.nn import AnalogSGD, TileConfig, convert_to_analog  # noqa: E402
+
+
+def build_torch(model):
+    return model, torch.optim.SGD(model.parameters(), lr=LR)
+
+
+def build_progsim(model):
+    analog = convert_to_analog(model, TileConfig(), seed=0)
+    return analog, AnalogSGD(analog.parameters(), lr=LR)
+
+
+def build_aihwkit(model):
+    from aihwkit.nn.conversion import convert_to_analog as aihwkit_convert
+    from aihwkit.optim import AnalogSGD as AihwkitSGD
+    from aihwkit.simulator.configs import ConstantStepDevice, SingleRPUConfig
+
+    analog = aihwkit_convert(model, SingleRPUConfig(device=ConstantStepDevice()))
+    opt = AihwkitSGD(analog.parameters(), lr=LR)
+    opt.regroup_param_groups(analog)
+    return analog, opt
+
+
+LR = 0.1
+FRAMEWORKS = {"torch": build_torch, "progsim": build_progsim, "aihwkit": build_aihwkit}
+
+
+def aihwkit_available() -> str | None:
+    try:
+        import aihwkit
+        from aihwkit.nn.conversion import convert_to_analog as _  # noqa: F401
+    except Exception:  # ImportError, or a broken binary extension
+        return None
+    return str(aihwkit.__version__)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", nargs="+", default=list(_digits.MODELS), choices=list(_digits.MODELS))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = _digits.digits()
+    version = aihwkit_available()
+    frameworks = [f for f in FRAMEWORKS if f != "aihwkit" or version is not None]
+    if version is None:
+        print("aihwkit is not importable: its rows are skipped")
+    rows = []
+    for model_name in args.models:
+        for fw in frameworks:
+            torch.manual_seed(args.seed)
+            model, opt = FRAMEWORKS[fw](_digits.MODELS[model_name]())
+            seconds, cpu = _digits.train(model, opt, data, epochs=args.epochs, seed=args.seed)
+            rows.append({"model": model_name, "framework": fw, "version": version if fw == "aihwkit" else "",
+                         "threads": args.threads, "epochs": args.epochs,
+                         "s_per_epoch": float(np.median(seconds)), "first_epoch_s": seconds[0],
+                         "cpu_s_per_epoch": float(np.median(cpu)),
+                         "test_accuracy": _digits.accuracy(model, data[2], data[3])})
+            print(f"{model_name:4s} {fw:8s} {rows[-1]['s_per_epoch']:.3f} s/epoch (cpu {rows[-1]['cpu_s_per_epoch']:.3f})  "
+                  f"accuracy {rows[-1]['test_accuracy']:.3f}", flush=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out / "bench_nn.csv", index=False)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,372 @@
+"""progsim.nn: analog layers against torch, the periphery, the pulse statistics and themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+
+import naive
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from progsim import HalfSelect, IO, devices, pulses
+from progsim.nn import (AnalogConv1d, AnalogConv2d, AnalogLinear, AnalogLSTM, AnalogSGD, AnalogSequential,
+                        TikiTaka, TileConfig, VectorUnitCell, convert_to_analog, preset)
+
+IDEAL = TileConfig(device=devices.Ideal(), pulses=pulses.Ideal(), io=IO(is_perfect=True))
+# ConstantStep without any variation, noise or reachable bound: E[dW] = -lr d x^T exactly (DESIGN)
+CLEAN = devices.ConstantStep(dw_min=0.01, dw_min_dtod=0.0, dw_min_std=0.0, up_down_dtod=0.0, w_max=1000.0,
+                             w_min=-1000.0, w_max_dtod=0.0, w_min_dtod=0.0)
+
+
+def _train_pair(digital, analog, opt_d, opt_a, steps=15, batch=4, seed=0):
+    """Same data through both models; per-step losses of each."""
+    g = torch.Generator().manual_seed(seed)
+    n_in = digital.in_features
+    x = torch.randn(steps * batch, n_in, generator=g, dtype=torch.float64)
+    t = torch.randn(steps * batch, digital.out_features, generator=g, dtype=torch.float64)
+    losses = []
+    for k in range(steps):
+        xb, tb = x[k * batch:(k + 1) * batch], t[k * batch:(k + 1) * batch]
+        pair = []
+        for model, opt in ((digital, opt_d), (analog, opt_a)):
+            opt.zero_grad()
+            loss = ((model(xb) - tb) ** 2).mean()
+            loss.backward()
+            opt.step()
+            pair.append(loss.item())
+        losses.append(pair)
+    return np.array(losses)
+
+
+@pytest.mark.parametrize("digital_bias", [True, False])
+@pytest.mark.parametrize("omega", [0.0, 0.4])
+def test_ideal_layer_trains_like_torch_sgd(digital_bias, omega):
+    # The tile gets update(x, dy / alpha, lr), so the user's weight alpha W moves by -lr dy x^T:
+    # torch SGD with the same lr whatever omega (alpha = 1 for omega = 0), for a digital bias
+    # and for an analog one (a tile column driven by 1) alike.
+    # Tolerance: both sides are float64 and compute the same sums in different orders; each step
+    # adds a rounding of ~ 1e-16 relative to |W| ~ 0.5, a 15-step quadratic-loss run amplifies it
+    # by at most (1 + lr ||H||)^15 < 10, so the losses (~1) agree to 1e-12 with margin.
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 3).double()
+    cfg = IDEAL.replace(weight_scaling_omega=omega, digital_bias=digital_bias)
+    layer = AnalogLinear.from_digital(lin, cfg, seed=1).double()
+    alpha = layer.alpha
+    assert alpha == (1.0 if omega == 0 else pytest.approx(lin.weight.abs().max().item() / omega
+                                                          if digital_bias else
+                                                          max(lin.weight.abs().max(), lin.bias.abs().max()).item() / omega))
+    lr = 0.1
+    opt_d = torch.optim.SGD(lin.parameters(), lr=lr)
+    opt_a = AnalogSGD(layer.parameters(), lr=lr)
+    losses = _train_pair(lin, layer, opt_d, opt_a)
+    assert losses[-1, 0] < 0.8 * losses[0, 0]  # it does train
+    np.testing.assert_allclose(losses[:, 1], losses[:, 0], rtol=0, atol=1e-12)
+    w, b = layer.get_weights()
+    np.testing.assert_allclose(w.numpy(), lin.weight.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(b.numpy(), lin.bias.detach().numpy(), atol=1e-12)
+    np.testing.assert_array_equal(layer.weight.detach().numpy(), w.numpy())
+
+
+def _periphery_reference(w, x, io_):
+    """Noise-free periphery by hand (DESIGN): abs-max scaling, DAC, exact sums, ADC, scale back."""
+    out = []
+    for xb in x:
+        s = np.abs(xb).max()
+        q_in = io_.inp_res * 2 * io_.inp_bound
+        xin = np.round(np.clip(xb / s, -io_.inp_bound, io_.inp_bound) / q_in) * q_in
+        y = naive.mvm_perfect(w, xin[None, :])[0]
+        q_out = io_.out_res * 2 * io_.out_bound
+        out.append(np.round(np.clip(y, -io_.out_bound, io_.out_bound) / q_out) * q_out * s)
+    return np.array(out)
+
+
+def test_input_gradient_is_the_transposed_periphery():
+    # Forward perfect, backward through a quantising, noise-free periphery: dx must be that
+    # periphery applied to W^T (times alpha), not the exact product.
+    io_b = IO(out_noise=0.0, inp_res=1 / 30, out_res=1 / 100, out_bound=4.0)
+    cfg = IDEAL.replace(io_backward=io_b, weight_scaling_omega=0.5)
+    torch.manual_seed(3)
+    layer = AnalogLinear(5, 4, config=cfg, seed=2, dtype=torch.float64)
+    x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    dy = torch.randn(3, 4, dtype=torch.float64)
+    layer(x).backward(dy)
+    w_tile = layer.tile.weights
+    expected = layer.alpha * _periphery_reference(w_tile.T, dy.numpy(), io_b)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
+    exact = dy.numpy() @ (layer.alpha * w_tile)
+    assert np.abs(x.grad.numpy() - exact).max() > 1e-4  # the periphery did act
+
+
+def test_stochastic_expected_update_is_minus_lr_d_xT():
+    # One optimizer step = n identical update cycles (the same x in every batch row, dy = c
+    # from the loss sum(c * y)). Per cycle a cell gets n_ij ~ Binomial(BL, p_x p_d) pulses of
+    # exactly dw_min (CLEAN device), E = |lr c_i x_j| / dw_min. Over n cycles the change has
+    # mean -n lr c_i x_j and standard deviation dw_min sqrt(n BL q (1 - q)), q = p_x p_d;
+    # 5 standard deviations per cell (12 cells: false-alarm probability ~ 1e-5).
+    cfg = TileConfig(device=CLEAN, pulses=pulses.Stochastic(bl=31), io=IO(is_perfect=True))
+    layer = AnalogLinear(4, 3, bias=False, config=cfg, seed=7, dtype=torch.float64)
+    x1 = np.array([0.9, -0.4, 0.15, -0.7])
+    c = np.array([0.5, -0.25, 0.8])
+    lr, n = 0.05, 4000
+    w0 = layer.get_weights()[0].numpy()
+    x = torch.tensor(np.tile(x1, (n, 1)))
+    opt = AnalogSGD(layer.parameters(), lr=lr)
+    (layer(x) * torch.tensor(c)).sum().backward()
+    opt.step()
+    dw = layer.get_weights()[0].numpy() - w0
+    px, pd, bl = naive.probabilities(x1, c, lr, CLEAN.dw_min, 31)
+    q = np.outer(pd, px)
+    sd = CLEAN.dw_min * np.sqrt(n * bl * q * (1 - q))
+    expected = -n * lr * np.outer(c, x1)
+    assert np.all(np.abs(dw - expected) <= 5 * sd), (dw, expected, sd)
+    assert layer.counters["update_cycles"] == n
+
+
+def _model(cfg, seed):
+    torch.manual_seed(seed)
+    return AnalogSequential(AnalogConv2d(1, 3, 3, config=cfg, seed=seed), nn.Tanh(), nn.Flatten(),
+                            AnalogLinear(12, 4, config=cfg, seed=seed + 1))
+
+
+def _steps(model, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    opt = AnalogSGD(model.parameters(), lr=0.2)
+    for _ in range(n):
+        x = torch.randn(5, 1, 4, 4, generator=g)
+        t = torch.randint(0, 4, (5,), generator=g)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), t).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("device", [devices.ConstantStep(write_noise_std=2.0),
+                                    TikiTaka(transfer_every=3),
+                                    VectorUnitCell(update_policy="single_random")],
+                         ids=["constant-step", "tiki-taka", "vector"])
+def test_state_dict_resume_is_bit_identical(device):
+    cfg = TileConfig(device=device, half_select=HalfSelect("v2", strength=0.1), io=IO(w_noise=0.01),
+                     weight_scaling_omega=0.6)
+    a = _model(cfg, seed=1)
+    _steps(a, 3, seed=10)
+    buf = io.BytesIO()
+    torch.save(a.state_dict(), buf)
+    _steps(a, 3, seed=11)
+    b = _model(cfg, seed=99)
+    buf.seek(0)
+    b.load_state_dict(torch.load(buf, weights_only=True))
+    _steps(b, 3, seed=11)
+    for la, lb in zip(a.analog_modules(), b.analog_modules()):
+        np.testing.assert_array_equal(la.tile.weights, lb.tile.weights)
+        assert la.counters == lb.counters
+        assert la.alpha == lb.alpha
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb
+        if isinstance(va, torch.Tensor):
+            assert torch.equal(va, vb), ka
+
+
+def test_train_eval_no_grad_batched_unbatched_dtypes():
+    layer = AnalogLinear(3, 2, config=IDEAL, seed=0)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    y = layer(x)
+    assert y.dtype == torch.float64 and y.shape == (4, 2)
+    assert layer(x.float()).dtype == torch.float32
+    np.testing.assert_allclose(layer(x[1]).detach().numpy(), y[1].detach().numpy(), rtol=1e-12)
+    assert layer(x.reshape(2, 2, 3)).shape == (2, 2, 2)
+    with torch.no_grad():
+        assert not layer(x).requires_grad
+    layer.eval()
+    layer(x).sum().backward()
+    assert not layer.has_pending_update  # eval mode records nothing
+    layer.train()
+    layer(x).sum().backward()
+    assert layer.has_pending_update
+    conv = AnalogConv1d(2, 3, 2, padding=1, config=IDEAL, seed=0)
+    ref = nn.Conv1d(2, 3, 2, padding=1)
+    with torch.no_grad():
+        ref.weight.copy_(conv.weight)
+        ref.bias.copy_(conv.bias)
+    xc = torch.randn(2, 2, 5)
+    np.testing.assert_allclose(conv(xc).detach().numpy(), ref(xc).detach().numpy(), atol=1e-6)
+    assert conv(xc[0]).shape == (3, 6)
+
+
+def test_convolution_gradients_match_torch():
+    # Perfect periphery: the unfolded layer's input gradient and its recorded update (one cycle
+    # per output position) must equal torch's conv2d gradients.
+    torch.manual_seed(0)
+    ref = nn.Conv2d(2, 3, 3, stride=2, padding=1, dilation=1).double()
+    layer = AnalogConv2d.from_digital(ref, IDEAL.replace(digital_bias=False), seed=0).double()
+    x = torch.randn(2, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    dy = torch.randn(2, 3, 3, 3, dtype=torch.float64)
+    ref(x).backward(dy)
+    layer(x2).backward(dy)
+    np.testing.assert_allclose(x2.grad.numpy(), x.grad.numpy(), atol=1e-12)
+    w_before = layer.get_weights()
+    AnalogSGD(layer.parameters(), lr=0.5).step()
+    w_after = layer.get_weights()
+    np.testing.assert_allclose((w_before[0] - w_after[0]).numpy(), 0.5 * ref.weight.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose((w_before[1] - w_after[1]).numpy(), 0.5 * ref.bias.grad.numpy(), atol=1e-12)
+    assert layer.counters["update_cycles"] == 2 * 9  # samples x output positions
+
+
+def _check_converted(digital, analog, x, n_analog, atol=1e-10):
+    kinds = [type(m) for m in analog.modules()]
+    assert sum(issubclass(k, (AnalogLinear, AnalogConv1d, AnalogConv2d, AnalogLSTM)) for k in kinds) == n_analog
+    with torch.no_grad():
+        yd, ya = digital(x), analog(x)
+    yd, ya = (yd[0], ya[0]) if isinstance(yd, tuple) else (yd, ya)
+    np.testing.assert_allclose(ya.numpy(), yd.numpy(), atol=atol)
+
+
+def test_convert_mlp_cnn_lstm():
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2)).double()
+    am = convert_to_analog(mlp, IDEAL, seed=0)
+    assert isinstance(am[1], nn.ReLU) and isinstance(am[0], AnalogLinear)
+    assert isinstance(mlp[0], nn.Linear)  # the original is untouched
+    _check_converted(mlp, am, torch.randn(3, 5, dtype=torch.float64), 2)
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3)).double()
+    _check_converted(cnn, convert_to_analog(cnn, IDEAL, seed=0), torch.randn(2, 1, 6, 6, dtype=torch.float64), 2)
+    lstm = nn.LSTM(3, 4, num_layers=2, batch_first=True).double()
+    al = convert_to_analog(lstm, IDEAL, seed=0)
+    assert isinstance(al, AnalogLSTM)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    _check_converted(lstm, al, x, 3)  # the LSTM and its two layer tiles
+    with torch.no_grad():
+        _, (h_d, c_d) = lstm(x)
+        _, (h_a, c_a) = al(x)
+    np.testing.assert_allclose(c_a.numpy(), c_d.numpy(), atol=1e-10)
+    np.testing.assert_allclose(al(x[0])[0].detach().numpy(), lstm(x[0])[0].detach().numpy(), atol=1e-10)
+
+
+def test_convert_transformer_encoder_keeps_attention_digital():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True)
+    enc = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).double()
+    aenc = convert_to_analog(enc, IDEAL, seed=0)
+    for blk in aenc.layers:
+        assert isinstance(blk.linear1, AnalogLinear) and isinstance(blk.linear2, AnalogLinear)
+        assert type(blk.self_attn.out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
+    x = torch.randn(2, 3, 8, dtype=torch.float64)
+    enc.eval()
+    aenc.eval()
+    reads = aenc.layers[0].linear1.counters["reads"]
+    _check_converted(enc, aenc, x, 4)
+    # the analog tiles served the eval-mode pass (torch's fused encoder kernel would bypass them)
+    assert aenc.layers[0].linear1.counters["reads"] == reads + 6
+    aenc.train()
+    opt = AnalogSGD(aenc.parameters(), lr=0.1)
+    aenc(x).pow(2).mean().backward()
+    opt.step()
+    assert aenc.layers[1].linear2.counters["update_cycles"] == 6
+
+
+def test_vector_unit_cell_policies():
+    cell = dict(unit_cell_devices=(devices.Ideal(), devices.Ideal(), devices.Ideal()), gammas=(1.0, 0.5, 0.25))
+    x = torch.randn(2, 3, dtype=torch.float64)
+    moved = {}
+    for policy in ("all", "single_fixed", "single_sequential"):
+        cfg = IDEAL.replace(device=VectorUnitCell(**cell, update_policy=policy, first_update_idx=1))
+        layer = AnalogLinear(3, 2, bias=False, config=cfg, seed=0, dtype=torch.float64)
+        tile = layer.tile
+        # the summed weight is what the layer shows and what it reads
+        np.testing.assert_allclose(sum(g * s.weights for g, s in zip(cell["gammas"], tile.subs)),
+                                   layer.get_weights()[0].numpy(), rtol=1e-12)
+        opt = AnalogSGD(layer.parameters(), lr=0.1)
+        history = []
+        for _ in range(3):
+            before = [s.weights for s in tile.subs]
+            layer(x).sum().backward()
+            opt.step()
+            history.append([not np.array_equal(b, s.weights) for b, s in zip(before, tile.subs)])
+        moved[policy] = history
+    assert moved["all"] == [[True, True, True]] * 3
+    assert moved["single_fixed"] == [[False, True, False]] * 3
+    assert moved["single_sequential"] == [[False, True, False], [False, False, True], [True, False, False]]
+
+
+def test_tiki_taka_transfers_columns_of_A_into_C():
+    # Ideal devices and pulses, perfect transfer reads: after every `transfer_every` cycles,
+    # column j of A (cycling) is added into C times transfer_lr, exactly.
+    tt = TikiTaka(fast=devices.Ideal(), slow=devices.Ideal(), gamma=0.5, transfer_every=2, transfer_lr=0.3,
+                  transfer_io=IO(is_perfect=True))
+    layer = AnalogLinear(3, 2, bias=False, config=IDEAL.replace(device=tt), seed=0, dtype=torch.float64)
+    tile = layer.tile
+    c0 = tile.slow.weights
+    x = torch.randn(5, 3, dtype=torch.float64)
+    dy = torch.randn(5, 2, dtype=torch.float64)
+    layer(x).backward(dy)
+    AnalogSGD(layer.parameters(), lr=0.1).step()
+    # A after cycles 1-2 is -lr dy[:2]^T x[:2]; transfer col 0. After 1-4: col 1. Cycle 5 pending.
+    a2 = -0.1 * dy[:2].numpy().T @ x[:2].numpy()
+    a4 = -0.1 * dy[:4].numpy().T @ x[:4].numpy()
+    expected_c = c0.copy()
+    expected_c[:, 0] += 0.3 * a2[:, 0]
+    expected_c[:, 1] += 0.3 * a4[:, 1]
+    np.testing.assert_allclose(tile.slow.weights, expected_c, atol=1e-12)
+    np.testing.assert_allclose(tile.fast.weights, -0.1 * dy.numpy().T @ x.numpy(), atol=1e-12)
+    np.testing.assert_allclose(layer.get_weights()[0].numpy(), 0.5 * tile.fast.weights + tile.slow.weights,
+                               atol=1e-12)
+
+
+BAD_FIELDS = {
+    TileConfig: {"device": "ConstantStep", "pulses": None, "half_select": "v2", "io": None, "io_backward": 3,
+                 "weight_scaling_omega": -1.0, "digital_bias": 1, "dtype": "float16"},
+    VectorUnitCell: {"unit_cell_devices": (), "gammas": (1.0,), "update_policy": "best",
+                     "first_update_idx": 5},
+    TikiTaka: {"fast": None, "slow": 1.0, "gamma": -0.5, "transfer_every": 0, "transfer_lr": 0.0,
+               "transfer_io": "perfect"},
+}
+
+
+@pytest.mark.parametrize("cls, field", [(c, f) for c, fs in BAD_FIELDS.items() for f in fs])
+def test_bad_config_fields_give_one_error_shape(cls, field):
+    assert {f.name for f in dataclasses.fields(cls)} == set(BAD_FIELDS[cls])  # every field is covered
+    bad = BAD_FIELDS[cls][field]
+    with pytest.raises(ValueError, match=rf"^The '{field}' parameter of {cls.__name__} must be .* Got .* instead\.$"):
+        cls(**{field: bad})
+
+
+def test_bad_shapes_and_arguments():
+    layer = AnalogLinear(4, 3, config=IDEAL, seed=0)
+    with pytest.raises(ValueError, match=r"input of AnalogLinear must be a tensor of shape \(\*, 4\)\. Got \(2, 5\)"):
+        layer(torch.randn(2, 5))
+    with pytest.raises(TypeError, match="floating-point"):
+        layer(torch.ones(2, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"'weight' parameter of AnalogLinear.set_weights must have shape \(3, 4\)"):
+        layer.set_weights(torch.zeros(4, 3), torch.zeros(3))
+    with pytest.raises(ValueError, match="'bias' parameter of AnalogLinear.set_weights"):
+        layer.set_weights(torch.zeros(3, 4))
+    conv = AnalogConv2d(2, 3, 3, config=IDEAL, seed=0)
+    with pytest.raises(ValueError, match=r"input of AnalogConv2d must be a tensor of shape \(N, 2, H, W\)"):
+        conv(torch.randn(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="too small for the kernel"):
+        conv(torch.randn(1, 2, 2, 2))
+    with pytest.raises(ValueError, match="'groups' parameter of AnalogConv2d must be 1"):
+        AnalogConv2d(2, 2, 3, groups=2)
+    with pytest.raises(ValueError, match="'lr' parameter of AnalogSGD must be a finite float > 0. Got -1"):
+        AnalogSGD(layer.parameters(), lr=-1)
+    with pytest.raises(TypeError, match="'config' parameter of AnalogLinear must be a progsim.nn.TileConfig"):
+        AnalogLinear(2, 2, config=devices.ConstantStep())
+    with pytest.raises(ValueError, match="'half_select' parameter of TileConfig"):
+        TileConfig(pulses=pulses.Ideal(), half_select=HalfSelect("v2", strength=0.1))
+    with pytest.raises(ValueError, match="unidirectional"):
+        convert_to_analog(nn.LSTM(2, 2, bidirectional=True))
+    with pytest.raises(ValueError, match="'name' parameter of preset"):
+        preset("unobtainium")
+
+
+def test_presets_build_layers():
+    for name in ("reram-sb", "ecram", "pcm"):
+        layer = AnalogLinear(3, 2, config=preset(name, weight_scaling_omega=0.5), seed=0)
+        w, _ = layer.get_weights()
+        # omega maps the largest initial weight onto 0.5 device units of the hidden state (the
+        # apparent weight adds write noise); the cell bounds (>= 0.75 - 3 sd of dtod) hold it
+        assert math.isclose(float(np.abs(layer.tile.hidden_weights).max()), 0.5, rel_tol=1e-12)
+        assert torch.equal(layer.weight, w.float())
