@@ -14,6 +14,7 @@ by the same sequence, so a seed gives bit-identical results whatever the thread 
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -223,24 +224,28 @@ class Crossbar:
         if xb.shape[0] != db.shape[0]:
             raise ValueError(f"The 'd' parameter of Crossbar.update must have the same batch size as 'x' "
                              f"({xb.shape[0]}). Got {db.shape[0]} instead.")
-        if isinstance(lr, bool) or not np.isscalar(lr) or not np.isfinite(lr):
+        if type(lr) is not float:  # the common call skips the checks a float needs no more of
+            if isinstance(lr, bool) or not np.isscalar(lr) or not np.isreal(lr):
+                raise param_error("Crossbar.update", "lr", "a finite float", lr)
+            lr = float(lr)
+        if not math.isfinite(lr):
             raise param_error("Crossbar.update", "lr", "a finite float", lr)
-        lr = float(lr)
         nb = xb.shape[0]
         counter0 = self._counter
         kind = self.pulses.kind
         if kind in (_pulses.KIND_IDEAL, _pulses.KIND_IDEAL_DEVICE):
             self._update_exact(xb, db, lr, counter0)
         else:
-            cfg = self._kernel_cfg(np.sign(lr), counter0)
+            cfg = self._kernel_cfg(1.0 if lr > 0 else (-1.0 if lr < 0 else 0.0), counter0)
             cyc = _pulses.make_cycles(self.pulses, xb, db, lr, self.device.dw_min, self._key, counter0,
                                       with_quadrants=cfg.half_select != MODE_NONE)
             counts = np.zeros((self.shape[0], 2), dtype=np.int64)
             _kernels.pulsed_update(self._w, self._wa, self._cells, type(self.device).model, self._shape_params,
                                    cyc, cfg, counts)
-            self._counters["pulses_full"] += int(counts[:, 0].sum())
-            self._counters["pulses_half"] += int(counts[:, 1].sum())
-            if counts[:, 0].sum() == 0 and cyc.bl.any() and kind != _pulses.KIND_STOCHASTIC:
+            n_full, n_half = counts.sum(axis=0).tolist()
+            self._counters["pulses_full"] += n_full
+            self._counters["pulses_half"] += n_half
+            if n_full == 0 and kind != _pulses.KIND_STOCHASTIC and cyc.bl.any():
                 self._warn_below_resolution(xb, db, lr)
         self._counter += nb
         self._counters["update_cycles"] += nb

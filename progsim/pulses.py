@@ -126,48 +126,69 @@ class Cycles(NamedTuple):
 _FMAX = np.finfo(np.float64).max
 
 
-def _clipped(v: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``min(scale * v, 1)`` per cycle, finite for any finite ``v >= 0`` and ``scale >= 0``
-    (a scale beyond the float range saturates every line that has a non-zero value)."""
-    with np.errstate(over="ignore"):
-        return np.minimum(v * np.minimum(scale, _FMAX)[:, None], 1.0)
+@jit
+def _probabilities(x, d, alr, dw_min, bl_max, bl_management, update_management):
+    """The kernel of :func:`probabilities`: one pass over each cycle's lines, with the same
+    floating-point operations in the same order as the formulas of the module docstring, so
+    that the trains drawn from these probabilities do not depend on how they were computed."""
+    nb, n_x = x.shape
+    n_d = d.shape[1]
+    px = np.empty((nb, n_x))
+    pd = np.empty((nb, n_d))
+    bl_out = np.empty(nb, dtype=np.int64)
+    for b in range(nb):
+        xmax = 0.0
+        for j in range(n_x):
+            v = abs(x[b, j])
+            if v > xmax:
+                xmax = v
+        dmax = 0.0
+        for i in range(n_d):
+            v = abs(d[b, i])
+            if v > dmax:
+                dmax = v
+        k = alr * xmax * dmax / dw_min
+        active = k > 0.0
+        if bl_management:
+            c = np.ceil(k) if active else 1.0
+            bl = bl_max if c > bl_max else (1 if c < 1.0 else int(c))
+        else:
+            bl = bl_max
+        if update_management:
+            xm = xmax if active else 1.0
+            dm = dmax if active else 1.0
+            saturated = k > bl_max
+            root = np.sqrt(1.0 if saturated else (k if active else 0.0) / bl)
+            sx = min(root, _FMAX)
+            sd = min(k / bl_max if saturated else root, _FMAX)
+            for j in range(n_x):
+                px[b, j] = min(abs(x[b, j]) / xm * sx, 1.0)
+            for i in range(n_d):
+                pd[b, i] = min(abs(d[b, i]) / dm * sd, 1.0)
+        else:
+            a = min(np.sqrt(alr / (dw_min * bl)), _FMAX)
+            for j in range(n_x):
+                px[b, j] = min(abs(x[b, j]) * a, 1.0)
+            for i in range(n_d):
+                pd[b, i] = min(abs(d[b, i]) * a, 1.0)
+        bl_out[b] = bl if active else 0
+    return px, pd, bl_out
 
 
 def probabilities(scheme: _Trained, x: np.ndarray, d: np.ndarray, lr: float, dw_min: float):
-    """Firing probabilities ``(p_x, p_d)`` and train lengths ``BL`` of each cycle (vectorised
-    over the batch; see the module docstring for the formulas, aihwkit's).
+    """Firing probabilities ``(p_x, p_d)`` and train lengths ``BL`` of each cycle (see the
+    module docstring for the formulas, aihwkit's), computed in one compiled pass.
 
     A cycle whose expected pulse count ``k`` is 0 (a zero input, a zero ``lr``, or a product
     that underflows) gets ``BL = 0`` and does nothing. With update management the
     probabilities are computed from ``x / xmax`` and ``d / dmax`` and ``sqrt(k / BL)``, which is
     the formula above rearranged so that no intermediate overflows or divides by zero
-    for subnormal or huge (finite) maxima.
+    for subnormal or huge (finite) maxima; a scale beyond the float range saturates every
+    line that has a non-zero value.
     """
-    ax, ad = np.abs(x), np.abs(d)
-    xmax, dmax = ax.max(axis=1), ad.max(axis=1)
-    alr = abs(lr)
-    with np.errstate(over="ignore", under="ignore"):
-        k = alr * xmax * dmax / dw_min
-    active = k > 0
-    if scheme.bl_management:
-        bl = np.clip(np.ceil(np.where(active, k, 1.0)), 1, scheme.bl).astype(np.int64)
-    else:
-        bl = np.full(x.shape[0], scheme.bl, dtype=np.int64)
-    if scheme.update_management:
-        xm = np.where(active, xmax, 1.0)[:, None]
-        dm = np.where(active, dmax, 1.0)[:, None]
-        saturated = k > scheme.bl
-        # unsaturated: p_x = sqrt(k/BL) x/xmax, p_d = sqrt(k/BL) d/dmax; saturated (BL = bl,
-        # dmax' = dmax bl/k): p_x = x/xmax, p_d = (k/bl) d/dmax.
-        root = np.sqrt(np.where(saturated, 1.0, np.where(active, k, 0.0) / bl))
-        px = _clipped(ax / xm, root)
-        pd = _clipped(ad / dm, np.where(saturated, k / scheme.bl, root))
-    else:
-        with np.errstate(over="ignore"):
-            a = np.sqrt(alr / (dw_min * bl))
-        px, pd = _clipped(ax, a), _clipped(ad, a)
-    bl = np.where(active, bl, 0)
-    return px, pd, bl
+    return _probabilities(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(d, dtype=np.float64),
+                          abs(float(lr)), float(dw_min), int(scheme.bl), bool(scheme.bl_management),
+                          bool(scheme.update_management))
 
 
 def quadrants(row_sign: np.ndarray, col_sign: np.ndarray) -> np.ndarray:
