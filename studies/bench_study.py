@@ -1,7 +1,7 @@
 """Throughput of the study harness: trials per second on one and two workers, local and Dask.
 
-The same small programming study (``--trials`` trials: svd with Hadamard reads on a 24x24
-ConstantStep tile, 60 iterations, each trial its own seed) runs four times into fresh
+The same small programming study (``--trials`` trials: svd with Hadamard reads on a 64x64
+ConstantStep tile, 100 iterations, each trial its own seed) runs four times into fresh
 directories: local processes and a Dask LocalCluster, with 1 and 2 workers (one numba
 thread each). Printed per run: the wall time including worker start-up, and the steady
 rate ``(N - 1) / (t_N - t_1)`` between the first and the last trial's completion, which
@@ -34,7 +34,7 @@ name = "bench"
 seeds = {trials}
 
 [tile]
-shape = [24, 24]
+shape = [64, 64]
 device = "ConstantStep"
 io = "default"
 
@@ -44,7 +44,7 @@ max_abs = 0.3
 
 [algorithms.svd]
 read = "hadamard"
-max_iter = 60
+max_iter = 100
 record_every = 10
 """
 

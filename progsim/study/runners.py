@@ -33,16 +33,24 @@ IN_FLIGHT_PER_WORKER = 2
 
 
 def limit_threads(numba_threads: int) -> None:
-    """Run numba (and OpenMP/MKL libraries loaded later, e.g. torch) on ``numba_threads`` threads.
+    """Run numba, BLAS and OpenMP/MKL libraries loaded later (e.g. torch) on ``numba_threads``
+    threads.
 
-    Called at the start of every trial: ``numba.set_num_threads`` holds for the calling
-    thread, which under Dask is a worker's executor thread, not its main thread.
+    Called at the start of every trial. :func:`progsim.set_num_threads` picks progsim's serial
+    kernels for one thread and limits the BLAS pools already loaded (numpy's OpenBLAS
+    starts with one thread per core: two workers running BLAS on two threads each fight
+    over the cores); ``numba.set_num_threads`` holds for the calling thread, which under
+    Dask is a worker's executor thread, not its main thread.
     """
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(numba_threads))
     import numba
 
-    numba.set_num_threads(min(numba_threads, numba.config.NUMBA_NUM_THREADS))
+    import progsim
+
+    n = min(numba_threads, numba.config.NUMBA_NUM_THREADS)
+    progsim.set_num_threads(n)
+    numba.set_num_threads(n)
 
 
 def execute(trial_fn: Callable, params: Mapping[str, Any], numba_threads: int) -> tuple[str, Any]:
