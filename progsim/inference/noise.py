@@ -78,6 +78,15 @@ class Conductances(NamedTuple):
     scale: float
 
 
+def _drifted(g_prog, nu, t, t0: float, rng, owner: str):
+    """The checked inputs of ``apply_drift_noise`` and the drifted conductances
+    ``g_prog ((t + t0)/t0)^-nu``: ``(g_drift, t, rng)``."""
+    g = _conductance(g_prog, "g_prog", owner)
+    nu = check_array(nu, "nu", owner, shape=g.shape)
+    t = _check_time(t, owner)
+    return g * ((t + t0) / t0) ** (-nu), t, as_generator(rng, owner)
+
+
 @dataclass(frozen=True)
 class ProgrammedState:
     """Programmed conductances and the drift exponents drawn for each device at programming.
@@ -264,12 +273,8 @@ class PCMLikeNoise(NoiseModel):
         return self.drift_scale * np.abs(mu + sigma * rng.standard_normal(g.shape))
 
     def apply_drift_noise(self, g_prog, nu, t, rng) -> np.ndarray:
-        owner = "PCMLikeNoise.apply_drift_noise"
-        g = _conductance(g_prog, "g_prog", owner)
-        nu = check_array(nu, "nu", owner, shape=g.shape)
-        t = _check_time(t, owner)
-        rng = as_generator(rng, owner)
-        g_drift = g * ((t + self.t0) / self.t0) ** (-nu)
+        g_drift, t, rng = _drifted(g_prog, nu, t, self.t0, rng, "PCMLikeNoise.apply_drift_noise")
+        g = np.asarray(g_prog, dtype=np.float64)
         sig = self.read_noise_scale * self.read_noise_rel_std(g, t)
         return np.maximum(g_drift + np.abs(g_drift) * sig * rng.standard_normal(g.shape), 0.0)
 
@@ -306,11 +311,6 @@ class GaussianNoise(NoiseModel):
         return np.abs(self.nu_mean + self.nu_std * rng.standard_normal(g.shape))
 
     def apply_drift_noise(self, g_prog, nu, t, rng) -> np.ndarray:
-        owner = "GaussianNoise.apply_drift_noise"
-        g = _conductance(g_prog, "g_prog", owner)
-        nu = check_array(nu, "nu", owner, shape=g.shape)
-        t = _check_time(t, owner)
-        rng = as_generator(rng, owner)
-        g_drift = g * ((t + self.t0) / self.t0) ** (-nu)
+        g_drift, _, rng = _drifted(g_prog, nu, t, self.t0, rng, "GaussianNoise.apply_drift_noise")
         std = np.hypot(self.read_std, self.read_std_rel * g_drift)
-        return np.maximum(g_drift + std * rng.standard_normal(g.shape), 0.0)
+        return np.maximum(g_drift + std * rng.standard_normal(g_drift.shape), 0.0)
