@@ -5,7 +5,10 @@ Every analog layer uses the default ConstantStep device and stochastic pulses; d
 update cycle the half-selected cells (V/2: on a firing row or column only; V/3: also the cells
 on neither line, in the opposite direction) move by ``strength`` times a device step. Strength
 0 is the ideal threshold device, identical for V/2 and V/3: it is trained once per seed and
-reported under both modes. Trials are pure functions of (model, mode, strength, seed).
+reported under both modes. Trials are pure functions of (model, mode, strength, seed) and run
+under the study harness (``progsim.study.run_study`` with this module's ``trial``): each
+finished trial is written at once under ``OUT/trials``, so an interrupted run resumes where
+it stopped, and ``--dask`` spreads the trials over a Dask cluster.
 
 Writes ``OUT/train_halfselect.parquet`` (and ``.csv``): one row per (model, mode, strength,
 seed, epoch) with the test accuracy, the training seconds and the pulse counts; and
@@ -25,8 +28,6 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # tiny matrices: BLAS threads only contend
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
-from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
-
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
@@ -36,34 +37,36 @@ import _digits  # noqa: E402
 
 from progsim import HalfSelect  # noqa: E402
 from progsim.nn import AnalogSGD, AnalogSequential, TileConfig, convert_to_analog  # noqa: E402
+from progsim.study import run_study  # noqa: E402
 
 STRENGTHS = (0.0, 0.02, 0.05, 0.1)
 MODES = ("v2", "v3")
 
 
-def trial(model_name: str, mode: str, strength: float, seed: int, epochs: int, lr: float, data) -> list[dict]:
-    """Train one model from seed ``seed``; one row per epoch."""
+def trial(params) -> list[dict]:
+    """Train one model (``params``: model, mode, strength, seed, epochs, lr); one row per epoch.
+    A module-level function of its parameters alone, so the study harness can run it in any
+    worker and skip it when a re-run finds it finished."""
+    model_name, seed = params["model"], int(params["seed"])
+    data = _digits.digits()
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     digital = _digits.MODELS[model_name]()
-    hs = HalfSelect(mode, strength=strength) if strength > 0 else HalfSelect()
+    strength = float(params["strength"])
+    hs = HalfSelect(params["mode"], strength=strength) if strength > 0 else HalfSelect()
     model = AnalogSequential(*convert_to_analog(digital, TileConfig(half_select=hs), seed=seed))
-    opt = AnalogSGD(model.parameters(), lr=lr)
+    opt = AnalogSGD(model.parameters(), lr=float(params["lr"]))
     rows = []
 
     def log(epoch, m):
         c = model.counters()
-        rows.append({"model": model_name, "mode": mode, "strength": strength, "seed": seed, "epoch": epoch + 1,
-                     "test_accuracy": _digits.accuracy(m, data[2], data[3]),
+        rows.append({"epoch": epoch + 1, "test_accuracy": _digits.accuracy(m, data[2], data[3]),
                      "pulses_full": c["pulses_full"], "pulses_half": c["pulses_half"]})
 
-    seconds, _ = _digits.train(model, opt, data, epochs=epochs, seed=seed, on_epoch=log)
+    seconds, _ = _digits.train(model, opt, data, epochs=int(params["epochs"]), seed=seed, on_epoch=log)
     for r, s in zip(rows, seconds):
         r["train_s"] = s
     return rows
-
-
-def _run(point, epochs, lr):
-    return trial(*point, epochs, lr, _digits.digits())
 
 
 def main(argv=None):
@@ -73,25 +76,23 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--workers", type=int, default=2, help="worker processes (trials are independent)")
+    ap.add_argument("--dask", default=None, help="a dask.distributed scheduler address, or 'local'")
     ap.add_argument("--models", nargs="+", default=list(_digits.MODELS), choices=list(_digits.MODELS))
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    grid = [(m, mode, strength, seed) for m in args.models for seed in range(args.seeds)
-            for mode, strength in [("none", 0.0)] + [(md, s) for md in MODES for s in STRENGTHS[1:]]]
-    rows = []
-    with ProcessPoolExecutor(args.workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        futures = [pool.submit(_run, g, args.epochs, args.lr) for g in grid]
-        for fut in as_completed(futures):
-            got = fut.result()
-            r = got[-1]
-            print(f"{r['model']} seed {r['seed']} {r['mode']} {r['strength']:g}: {r['test_accuracy']:.3f}", flush=True)
-            # strength 0 is the same trial under V/2 and V/3: report it under both
-            rows += [{**x, "mode": md} for x in got for md in MODES] if r["mode"] == "none" else got
-            pd.DataFrame(rows).to_csv(args.out / "train_halfselect.partial.csv", index=False)
-    table = pd.DataFrame(rows).sort_values(["model", "mode", "strength", "seed", "epoch"], ignore_index=True)
+    common = dict(model=args.models, seed=list(range(args.seeds)), epochs=args.epochs, lr=args.lr)
+    grid = [dict(common, mode="none", strength=0.0), dict(common, mode=list(MODES), strength=list(STRENGTHS[1:]))]
+    result = run_study(grid, trial_fn=trial, out=args.out / "trials", workers=args.workers, dask=args.dask)
+    if result.n_failed:
+        print(f"{result.n_failed} trials failed: see {args.out / 'trials' / 'trials.parquet'}")
+    rows = result.iterations
+    # strength 0 is the same trial under V/2 and V/3: report it under both
+    none = rows[rows["mode"] == "none"]
+    table = pd.concat([rows[rows["mode"] != "none"]] + [none.assign(mode=md) for md in MODES], ignore_index=True)
+    cols = ["model", "mode", "strength", "seed", "epoch", "test_accuracy", "pulses_full", "pulses_half", "train_s"]
+    table = table[cols].sort_values(cols[:5], ignore_index=True)
     table.to_parquet(args.out / "train_halfselect.parquet")
     table.to_csv(args.out / "train_halfselect.csv", index=False)
-    (args.out / "train_halfselect.partial.csv").unlink()
     final = table[table.epoch == table.epoch.max()]
     summary = final.groupby(["model", "mode", "strength"]).test_accuracy.agg(["mean", "std", "count"]).reset_index()
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
