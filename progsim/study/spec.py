@@ -121,15 +121,20 @@ class _Checker:
             raise self.fail(key, "a value or a non-empty list of values", value)
         return [check(f"{key}[{i}]" if len(values) > 1 else key, v) for i, v in enumerate(values)]
 
-    def config(self, cls, fields: dict, key: str, base=None):
-        """``cls(**fields)`` (or ``replace(base, **fields)``), each field checked against its constraint."""
-        known = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    def fields(self, cls, fields: dict, key: str, skip=()) -> None:
+        """Check each of ``fields`` is an init field of the dataclass ``cls`` (not in ``skip``)
+        and satisfies the constraint declared next to it."""
+        known = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in skip}
         for k, v in fields.items():
             if k not in known:
                 raise self.unknown(f"{key}.{k}", known)
             constraint = known[k].metadata.get("constraint")
             if constraint is not None:
                 self.check(f"{key}.{k}", v, constraint)
+
+    def config(self, cls, fields: dict, key: str, base=None):
+        """``cls(**fields)`` (or ``replace(base, **fields)``), each field checked against its constraint."""
+        self.fields(cls, fields, key)
         try:
             return dataclasses.replace(base, **fields) if base is not None else cls(**fields)
         except (TypeError, ValueError) as exc:
@@ -387,13 +392,7 @@ def accepts_option(key: str, name: str) -> bool:
 def _check_options(chk: _Checker, path: str, key: str, options: dict) -> None:
     factory = _factory(key)
     if factory is not None and dataclasses.is_dataclass(factory):
-        known = {f.name: f for f in dataclasses.fields(factory) if f.init and f.name != "seed"}
-        for name, value in options.items():
-            if name not in known:
-                raise chk.unknown(f"{path}.{name}", known)
-            constraint = known[name].metadata.get("constraint")
-            if constraint is not None:
-                chk.check(f"{path}.{name}", value, constraint)
+        chk.fields(factory, options, path, skip=("seed",))
     try:
         get_algorithm(key, **options)
     except (TypeError, ValueError) as exc:
