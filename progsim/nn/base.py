@@ -233,7 +233,9 @@ class AnalogModule(nn.Module):
         return w, b
 
     def _sync(self) -> None:
-        """Refresh the torch mirrors from the tile."""
+        """Refresh the torch mirrors from the tile (after every change of it, which also drops a
+        drifted copy of its former weights)."""
+        self.drift_tile = None
         if self._inference:
             return
         m = self.alpha * self.tile.weights
@@ -297,7 +299,6 @@ class AnalogModule(nn.Module):
         d = np.concatenate([p[2] for p in pending]) / self.alpha
         with _tile_threads(self.tile):
             self.tile.update(x, d, lr)
-        self.drift_tile = None  # the drifted copy is of the weights before this update
         self._sync()
 
     def drop_pending(self) -> None:
