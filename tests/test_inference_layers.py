@@ -7,6 +7,7 @@ layers, with ``progsim.program`` run directly, and with the analytic statistics 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 
@@ -426,3 +427,67 @@ def test_convert_to_analog_swaps_mlp_cnn_and_lstm_layers():
         torch.testing.assert_close(analog(*inputs), model(*inputs), rtol=0, atol=1e-10)
         report = program_analog_weights(analog, rng=23)
         assert set(report) == {n for n, m in analog.named_modules() if isinstance(m, AnalogModule)}
+
+
+BAD_FIELDS = {
+    InferenceConfig: {"noise_model": "pcm", "io": None, "modifier": "add_gaussian", "clip": 2.5,
+                      "drift_compensation": 1, "weight_scaling_omega": -1.0, "digital_bias": "yes",
+                      "device": "pcm", "pulses": None, "half_select": "v2", "program_io": 0, "program_fill": 1.5},
+    WeightModifier: {"kind": "gauss", "std": -0.1, "pdrop": 1.0, "rel_to_actual_wmax": 0, "assumed_wmax": 0.0,
+                     "t_inference": -1.0},
+    WeightClip: {"kind": "layer", "value": 0.0, "sigma": -2.0},
+    ReRAMLikeNoise: {"g_max": 0.0, "g_min": -1.0, "w_max": 0.0, "times": (), "coeff": ((1.0,),), "g_ref": -40.0,
+                     "noise_scale": -1.0},
+}
+
+
+@pytest.mark.parametrize("cls, field", [(c, f) for c, fs in BAD_FIELDS.items() for f in fs])
+def test_bad_config_fields_give_one_error_shape(cls, field):
+    assert {f.name for f in dataclasses.fields(cls)} == set(BAD_FIELDS[cls])  # every field is covered
+    bad = BAD_FIELDS[cls][field]
+    with pytest.raises(ValueError, match=rf"^The '{field}' parameter of {cls.__name__} must be .* Got .* instead\.$"):
+        cls(**{field: bad})
+
+
+# --------------------------------------------------------------------------- against aihwkit
+
+
+def test_defaults_are_aihwkits_inference_rpu_config():
+    pytest.importorskip("aihwkit")
+    from aihwkit.simulator.configs import InferenceRPUConfig
+
+    theirs, ours = InferenceRPUConfig(), InferenceConfig()
+    fwd = theirs.forward
+    for name in ("is_perfect", "inp_bound", "inp_res", "out_bound", "out_res", "out_noise", "w_noise",
+                 "max_bm_factor", "max_bm_res"):
+        assert getattr(ours.io, name) == pytest.approx(getattr(fwd, name)), name
+    assert fwd.noise_management.value == "AbsMax" and ours.io.noise_management == "abs_max"
+    assert fwd.bound_management.value == "Iterative" and ours.io.bound_management == "iterative"
+    assert theirs.mapping.weight_scaling_omega == ours.weight_scaling_omega
+    assert theirs.mapping.digital_bias == ours.digital_bias
+    assert theirs.modifier.type.value == "None" and ours.modifier.kind == "none"
+    assert theirs.clip.type.value == "None" and ours.clip.kind == "none"
+    assert type(theirs.noise_model).__name__ == "PCMLikeNoiseModel" and isinstance(ours.noise_model, PCMLikeNoise)
+
+
+@pytest.mark.parametrize("g_target", [40.0, 20.0, 4.0])
+def test_reram_statistics_match_aihwkits_wan2022_model(g_target):
+    """At g_max 40 uS (where aihwkit's fit applies unscaled) the programmed conductance and the
+    one a day later have the same means and stds in both (within Z standard errors of the
+    difference of two independent estimates, from each sample's fourth moment)."""
+    pytest.importorskip("aihwkit")
+    from aihwkit.inference.noise.reram import ReRamWan2022NoiseModel
+
+    n = 100_000
+    theirs, ours = ReRamWan2022NoiseModel(g_max=40.0), ReRAMLikeNoise()
+    rng = np.random.default_rng()
+    g = np.full(n, g_target)
+    gt = torch.full((n,), g_target, dtype=torch.float64)
+    g_prog = ours.apply_programming_noise(g, rng)
+    day = ours.apply_drift_noise(g_prog, ours.generate_drift_coefficients(g, rng), DAY, rng)
+    tg_prog = theirs.apply_programming_noise_to_conductance(gt)
+    tday = theirs.apply_drift_noise_to_conductance(tg_prog, theirs.generate_drift_coefficients(gt), DAY)
+    for a, b in ((g_prog, tg_prog.numpy()), (day, tday.numpy())):
+        assert abs(a.mean() - b.mean()) <= Z * math.sqrt(a.var() / n + b.var() / n)
+        se_std = math.sqrt(sum((((x - x.mean()) ** 4).mean() - x.var() ** 2) / (4 * n * x.var()) for x in (a, b)))
+        assert abs(a.std() - b.std()) <= Z * se_std
