@@ -40,7 +40,6 @@ def _program_layer(layer, algorithm, gen: np.random.Generator, options: dict) ->
     """Program one inference layer; its report row."""
     tile: InferenceTile = layer.tile
     cfg: InferenceConfig = tile.config
-    tile.clip_if_changed(layer)
     m = tile.matrix(layer).detach().cpu().numpy().astype(np.float64)
     alpha = omega_scale(m, cfg.weight_scaling_omega)
     nm = cfg.noise_model

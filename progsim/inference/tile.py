@@ -12,12 +12,13 @@ the bias is analog, read with a constant input 1).
   (``weight_scaling_omega``; 1 when 0). Backward is digital and straight through:
   ``dx = dy M~`` and ``dM = dy^T x``, computed from the weights used in the forward, so
   quantisation, saturation and noise of the periphery pass no gradient of their own.
-* Clipping (``config.clip``) is applied to the weight parameter after each optimiser step:
-  a global ``torch.optim`` step post-hook (installed with the first inference tile) clips
-  the weights of every inference layer whose parameters the stepping optimiser holds, and
-  every forward and every programming call clips first if the parameter changed in place
-  since its last clip (optimisers that bypass the hooks, a ``load_state_dict``). A weight is
-  clipped once per change, so a clip by sigma does not shrink the weights at every forward.
+* Clipping (``config.clip``) is applied to the weight parameter after each optimiser step,
+  as aihwkit clips after each update: a global step post-hook
+  (``torch.optim.optimizer.register_optimizer_step_post_hook``, installed with the first
+  inference tile) clips the weights of every inference layer whose weight the stepping
+  optimiser holds. Every ``torch.optim.Optimizer`` runs it, subclasses included (AnalogSGD
+  too), whatever its update rule; forwards never clip, so a clip by sigma acts once per
+  step. Weights set otherwise (initialisation, by hand) are clipped at the next step.
 * Evaluation forward: once programmed (:meth:`InferenceTile.set_programmed`, called by
   :func:`~progsim.inference.program_analog_weights`), the periphery reads the programmed
   weights, or the drifted ones after :meth:`InferenceTile.drift`, times the drift
@@ -54,7 +55,7 @@ def _clip_after_step(optimizer, args, kwargs) -> None:
         for p in group["params"]:
             layer = _LAYERS.get(id(p))
             if layer is not None and layer.weight is p:
-                layer.tile.clip_if_changed(layer)
+                layer.tile.clip(layer)
 
 
 def _install_hook() -> None:
@@ -105,7 +106,6 @@ class InferenceTile:
         self._io_p = io_params(config.io)
         self._mod_seed = int(s_mod.generate_state(1, dtype=np.uint32)[0])
         self._gen = None
-        self._clipped_version = None
         self.reads = 0
         self.reset()
         _install_hook()
@@ -176,13 +176,11 @@ class InferenceTile:
             m = torch.cat([m, layer.bias.to(m.dtype)[:, None]], dim=1)
         return m
 
-    def clip_if_changed(self, layer) -> None:
-        """Clip the weight parameter if it changed in place since its last clip."""
-        if self.config.clip.kind == "none" or layer.weight._version == self._clipped_version:
-            return
-        with torch.no_grad():
-            layer.weight.copy_(self.config.clip.apply(layer.weight))
-        self._clipped_version = layer.weight._version
+    def clip(self, layer) -> None:
+        """Clip the layer's weight parameter in place (``config.clip``)."""
+        if self.config.clip.kind != "none":
+            with torch.no_grad():
+                layer.weight.copy_(self.config.clip.apply(layer.weight))
 
     def _generator(self, device) -> torch.Generator:
         if self._gen is None or self._gen.device != torch.device(device):
@@ -198,7 +196,6 @@ class InferenceTile:
         if not layer.training and self.weights_t is not None:
             w = torch.from_numpy(self.weights_t).to(device=rows.device, dtype=rows.dtype)
             return self.factor * _InferenceMVM.apply(x, w, self, self.alpha)
-        self.clip_if_changed(layer)
         m = self.matrix(layer)
         alpha = omega_scale(m.detach().cpu().numpy(), self.config.weight_scaling_omega)
         if layer.training:
