@@ -13,6 +13,12 @@ from here, or made by :func:`serial_and_parallel`; no module hard-codes ``fastma
   ``SERIAL_BELOW`` cells times cycles, the serial variant of a kernel runs instead (no
   parallel region, whose start-up dominates small calls and which waits for busy cores).
   Both variants take the same draws, so results do not depend on which ran.
+* :func:`serial` runs the calls inside it on one thread whatever their size: the serial
+  variant of every kernel, and BLAS (the product inside the periphery's kernel) limited to one
+  thread. For many small calls interleaved with another library's parallel work (the torch
+  layers of :mod:`progsim.nn`): there a parallel region or a threaded BLAS call waits for
+  worker threads that share the cores with the other library's spinning OpenMP workers, and
+  that wait, not the arithmetic, sets the time. numba's own thread count is left untouched.
 
 numba checks a cached kernel only against its own source file, not against the functions it
 inlines from other modules: after an edit of ``_rng.py`` or ``devices.py`` the kernels of
@@ -23,8 +29,10 @@ are dropped when they differ (default cache location, ``progsim/__pycache__``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 import types
 from pathlib import Path
 
@@ -43,6 +51,10 @@ CACHE = os.environ.get("PROGSIM_NUMBA_CACHE", "1") != "0"
 SERIAL_BELOW = 128 * 128
 
 _threads = {"n": None, "applied": False}
+# serial(): how many callers are inside it (process-wide), and the BLAS libraries it limits,
+# found again whenever modules were imported since (numba loads scipy's BLAS with the first
+# kernel that multiplies).
+_serial = {"depth": 0, "blas": None, "modules": -1, "restore": None}
 
 
 def _env_threads():
@@ -91,10 +103,46 @@ def _apply_threads():
 def use_parallel(work: int) -> bool:
     """Whether a call of ``work`` units should run the parallel variant of its kernel (and, if
     so, numba's thread count is applied first)."""
-    if work < SERIAL_BELOW or num_threads() == 1:
+    if work < SERIAL_BELOW or _serial["depth"] or num_threads() == 1:
         return False
     _apply_threads()
     return True
+
+
+def _blas_libraries():
+    """threadpoolctl's controllers of the loaded BLAS libraries ([] without threadpoolctl)."""
+    if _serial["modules"] != len(sys.modules):
+        _serial["modules"] = len(sys.modules)
+        try:
+            from threadpoolctl import ThreadpoolController  # noqa: PLC0415
+        except ImportError:
+            _serial["blas"] = []
+        else:
+            _serial["blas"] = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _serial["blas"]
+
+
+@contextlib.contextmanager
+def serial():
+    """Run the enclosed progsim calls on one thread (see the module docstring): serial kernel
+    variants, and every BLAS library that threadpoolctl finds set to one thread, its count
+    restored on leaving. Re-entrant; the same bits as the parallel variants."""
+    _serial["depth"] += 1
+    outer = _serial["depth"] == 1
+    if outer:
+        libs = _blas_libraries()
+        counts = [lib.num_threads for lib in libs]
+        _serial["restore"] = [(lib, n) for lib, n in zip(libs, counts) if n != 1]
+        for lib, _ in _serial["restore"]:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        _serial["depth"] -= 1
+        if outer:
+            for lib, n in _serial["restore"]:
+                lib.set_num_threads(n)
+            _serial["restore"] = None
 
 
 def jit(fn=None, **overrides):
