@@ -29,7 +29,6 @@ are dropped when they differ (default cache location, ``progsim/__pycache__``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import sys
@@ -54,7 +53,7 @@ _threads = {"n": None, "applied": False}
 # serial(): how many callers are inside it (process-wide), and the BLAS libraries it limits,
 # found again whenever modules were imported since (numba loads scipy's BLAS with the first
 # kernel that multiplies).
-_serial = {"depth": 0, "blas": None, "modules": -1, "restore": None}
+_serial = {"depth": 0, "blas": None, "modules": -1}
 
 
 def _env_threads():
@@ -122,27 +121,32 @@ def _blas_libraries():
     return _serial["blas"]
 
 
-@contextlib.contextmanager
-def serial():
-    """Run the enclosed progsim calls on one thread (see the module docstring): serial kernel
-    variants, and every BLAS library that threadpoolctl finds set to one thread, its count
-    restored on leaving. Re-entrant; the same bits as the parallel variants."""
-    _serial["depth"] += 1
-    outer = _serial["depth"] == 1
-    if outer:
-        libs = _blas_libraries()
-        counts = [lib.num_threads for lib in libs]
-        _serial["restore"] = [(lib, n) for lib, n in zip(libs, counts) if n != 1]
-        for lib, _ in _serial["restore"]:
-            lib.set_num_threads(1)
-    try:
-        yield
-    finally:
+class _Serial:
+    """The context of :func:`serial` (a class: entered for every small call of a layer)."""
+
+    __slots__ = ("restore",)
+
+    def __enter__(self):
+        _serial["depth"] += 1
+        self.restore = ()
+        if _serial["depth"] == 1:
+            self.restore = [(lib, n) for lib in _blas_libraries() if (n := lib.num_threads) != 1]
+            for lib, _ in self.restore:
+                lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
         _serial["depth"] -= 1
-        if outer:
-            for lib, n in _serial["restore"]:
-                lib.set_num_threads(n)
-            _serial["restore"] = None
+        for lib, n in self.restore:
+            lib.set_num_threads(n)
+        return False
+
+
+def serial():
+    """A context running the enclosed progsim calls on one thread (see the module docstring):
+    serial kernel variants, and every BLAS library that threadpoolctl finds set to one thread,
+    its count restored on leaving. Re-entrant; the same bits as the parallel variants."""
+    return _Serial()
 
 
 def jit(fn=None, **overrides):

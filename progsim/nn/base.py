@@ -86,6 +86,18 @@ def _to_numpy(obj):
     return obj
 
 
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _like(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """``a`` as a tensor in ``like``'s dtype and on its device (cast by NumPy for a CPU float32
+    or float64 tensor: the same rounding as torch's, without a torch operation)."""
+    np_dtype = _NUMPY_DTYPES.get(like.dtype)
+    if np_dtype is not None and like.is_cpu:
+        return torch.from_numpy(a.astype(np_dtype, copy=False))
+    return torch.from_numpy(a).to(device=like.device, dtype=like.dtype)
+
+
 def _mirror(param: torch.Tensor, values: np.ndarray) -> None:
     """``param[...] = values`` (same number of elements, row-major), cast to ``param``'s dtype."""
     if param.device.type == "cpu" and param.is_contiguous():
@@ -115,8 +127,7 @@ class _TileMVM(torch.autograd.Function):
                 g = layer.tile.backward(d)
             if layer.alpha != 1.0:
                 g *= layer.alpha
-            dx = torch.from_numpy(g[:, :layer.tile_in_features] if layer.analog_bias else g)
-            dx = dx.to(device=dy.device, dtype=dy.dtype)
+            dx = _like(g[:, :layer.tile_in_features] if layer.analog_bias else g, dy)
         return dx, None, None, None
 
 
@@ -239,7 +250,7 @@ class AnalogModule(nn.Module):
             y = self.tile.forward(xin)
         if self.alpha != 1.0:
             y *= self.alpha
-        return torch.from_numpy(y).to(device=like.device, dtype=like.dtype)
+        return _like(y, like)
 
     def _mvm(self, rows: torch.Tensor) -> torch.Tensor:
         """``alpha * tile.forward(rows)`` for rows of shape (n, tile_in_features), differentiable."""

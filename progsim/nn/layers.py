@@ -53,6 +53,8 @@ class AnalogLinear(AnalogModule):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"The input of AnalogLinear must be a tensor of shape (*, {self.in_features}). "
                              f"Got {shape} instead.")
+        if x.dim() == 2:
+            return self._add_bias(self._mvm(x), (-1,))
         lead = x.shape[:-1]
         y = self._mvm(x.reshape(-1, self.in_features))
         return self._add_bias(y, (-1,)).reshape(*lead, self.out_features)
