@@ -47,7 +47,8 @@ from progsim.nn.config import TileConfig
 _LAYERS: "weakref.WeakValueDictionary[int, AnalogModule]" = weakref.WeakValueDictionary()
 
 # Tiles with fewer cells than this run their calls on one thread (progsim._config.serial: serial
-# kernels, one BLAS thread): a layer's calls are small and come between torch's own parallel
+# kernels, one BLAS thread), and so does torch's unfolding of a convolution's input with fewer
+# elements (layers._unfold): a layer's calls are small and come between torch's own parallel
 # work, whose OpenMP workers would take the cores a parallel region waits for (same seed, same
 # bits whatever the thread count, so this changes speed only).
 SERIAL_CELLS = 1 << 16
