@@ -144,8 +144,9 @@ class _Serial:
 
 def serial():
     """A context running the enclosed progsim calls on one thread (see the module docstring):
-    serial kernel variants, and every BLAS library that threadpoolctl finds set to one thread,
-    its count restored on leaving. Re-entrant; the same bits as the parallel variants."""
+    serial kernel variants, and every BLAS library that threadpoolctl finds limited to one
+    thread, its count restored on leaving. Re-entrant and process-wide (the BLAS limit holds for
+    every thread of the process meanwhile); the same bits as the parallel variants."""
     return _Serial()
 
 
