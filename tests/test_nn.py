@@ -430,3 +430,22 @@ def test_serial_context_forces_serial_kernels_and_restores_blas_threads():
             assert all(lib.num_threads == 1 for lib in ctl.select(user_api="blas").lib_controllers)
         assert _config._serial["depth"] == 0
         assert [lib.num_threads for lib in ctl.select(user_api="blas").lib_controllers] == before
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_layers_read_and_mirror_in_their_dtype(dtype):
+    # Dtypes NumPy lacks (bfloat16) or that the fast paths do not cast (float16) go through
+    # torch's casts: the output is the exact product rounded to the dtype, up to the two roundings
+    # of the digital bias added in that dtype (a few eps at |y| ~ 1), and the mirror equals the
+    # tile's weights rounded to it.
+    cfg = TileConfig(io=IO(is_perfect=True))
+    layer = AnalogLinear(4, 3, config=cfg, seed=2, dtype=dtype)
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0)).to(dtype).requires_grad_()
+    y = layer(x)
+    exact = x.detach().double() @ torch.from_numpy(layer.tile.weights).T + layer.bias.detach().double()
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.double(), exact.to(dtype).double(), rtol=0, atol=float(torch.finfo(dtype).eps) * 4)
+    y.sum().backward()
+    assert x.grad.dtype == dtype
+    AnalogSGD(layer.parameters(), lr=0.1).step()
+    assert torch.equal(layer.weight, torch.from_numpy(layer.tile.weights).to(dtype))

@@ -99,9 +99,15 @@ def _like(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(a).to(device=like.device, dtype=like.dtype)
 
 
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """``t`` as a CPU NumPy array (dtypes NumPy lacks, bfloat16, widened to float64 first)."""
+    t = t.detach().cpu()
+    return (t if t.dtype in _NUMPY_DTYPES or t.dtype == torch.float16 else t.to(torch.float64)).numpy()
+
+
 def _mirror(param: torch.Tensor, values: np.ndarray) -> None:
     """``param[...] = values`` (same number of elements, row-major), cast to ``param``'s dtype."""
-    if param.device.type == "cpu" and param.is_contiguous():
+    if param.dtype in _NUMPY_DTYPES and param.is_cpu and param.is_contiguous():
         np.copyto(param.detach().numpy().reshape(values.shape), values, casting="same_kind")
     else:
         param.copy_(torch.from_numpy(np.ascontiguousarray(values)).reshape(param.shape))
@@ -119,7 +125,7 @@ class _TileMVM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         layer = ctx.layer
-        d = dy.detach().cpu().numpy().astype(np.float64)
+        d = _numpy(dy).astype(np.float64)
         if ctx.record:
             layer._pending.append((ctx.seq, ctx.xin, d))
         dx = None
@@ -236,7 +242,7 @@ class AnalogModule(nn.Module):
     # ------------------------------------------------------------------ passes
 
     def _tile_input(self, x: torch.Tensor) -> np.ndarray:
-        x = x.detach().cpu().numpy()
+        x = _numpy(x)
         if not self.analog_bias:
             return x.astype(np.float64)
         xin = np.empty((x.shape[0], x.shape[1] + 1))
