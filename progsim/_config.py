@@ -13,6 +13,12 @@ from here, or made by :func:`serial_and_parallel`; no module hard-codes ``fastma
   ``SERIAL_BELOW`` cells times cycles, the serial variant of a kernel runs instead (no
   parallel region, whose start-up dominates small calls and which waits for busy cores).
   Both variants take the same draws, so results do not depend on which ran.
+* :func:`serial` runs the calls inside it on one thread whatever their size: the serial
+  variant of every kernel, and BLAS (the product inside the periphery's kernel) limited to one
+  thread. For many small calls interleaved with another library's parallel work (the torch
+  layers of :mod:`progsim.nn`): there a parallel region or a threaded BLAS call waits for
+  worker threads that share the cores with the other library's spinning OpenMP workers, and
+  that wait, not the arithmetic, sets the time. numba's own thread count is left untouched.
 
 numba checks a cached kernel only against its own source file, not against the functions it
 inlines from other modules: after an edit of ``_rng.py`` or ``devices.py`` the kernels of
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import types
 from pathlib import Path
 
@@ -43,6 +50,10 @@ CACHE = os.environ.get("PROGSIM_NUMBA_CACHE", "1") != "0"
 SERIAL_BELOW = 128 * 128
 
 _threads = {"n": None, "applied": False}
+# serial(): how many callers are inside it (process-wide), and the BLAS libraries it limits,
+# found again whenever modules were imported since (numba loads scipy's BLAS with the first
+# kernel that multiplies).
+_serial = {"depth": 0, "blas": None, "modules": -1}
 
 
 def _env_threads():
@@ -91,10 +102,52 @@ def _apply_threads():
 def use_parallel(work: int) -> bool:
     """Whether a call of ``work`` units should run the parallel variant of its kernel (and, if
     so, numba's thread count is applied first)."""
-    if work < SERIAL_BELOW or num_threads() == 1:
+    if work < SERIAL_BELOW or _serial["depth"] or num_threads() == 1:
         return False
     _apply_threads()
     return True
+
+
+def _blas_libraries():
+    """threadpoolctl's controllers of the loaded BLAS libraries ([] without threadpoolctl)."""
+    if _serial["modules"] != len(sys.modules):
+        _serial["modules"] = len(sys.modules)
+        try:
+            from threadpoolctl import ThreadpoolController  # noqa: PLC0415
+        except ImportError:
+            _serial["blas"] = []
+        else:
+            _serial["blas"] = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _serial["blas"]
+
+
+class _Serial:
+    """The context of :func:`serial` (a class: entered for every small call of a layer)."""
+
+    __slots__ = ("restore",)
+
+    def __enter__(self):
+        _serial["depth"] += 1
+        self.restore = ()
+        if _serial["depth"] == 1:
+            self.restore = [(lib, n) for lib in _blas_libraries() if (n := lib.num_threads) != 1]
+            for lib, _ in self.restore:
+                lib.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        _serial["depth"] -= 1
+        for lib, n in self.restore:
+            lib.set_num_threads(n)
+        return False
+
+
+def serial():
+    """A context running the enclosed progsim calls on one thread (see the module docstring):
+    serial kernel variants, and every BLAS library that threadpoolctl finds limited to one
+    thread, its count restored on leaving. Re-entrant and process-wide (the BLAS limit holds for
+    every thread of the process meanwhile); the same bits as the parallel variants."""
+    return _Serial()
 
 
 def jit(fn=None, **overrides):

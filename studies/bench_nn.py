@@ -13,7 +13,10 @@ order for every framework, in one run:
 Seconds per epoch: the median over the epochs of the wall-clock time (training only; the test
 pass is outside the timing), and beside it the process CPU seconds (the steadier figure on a
 shared machine; with several threads it sums them). Threads: ``--threads`` sets torch's, numba's and BLAS's thread counts (set before
-numpy loads). Prints one table and writes it to ``OUT/bench_nn.csv``.
+numpy loads). ``--omp-wait-policy passive`` sets ``OMP_WAIT_POLICY`` before torch loads its
+OpenMP runtime (``default`` leaves the environment as it is): idle OpenMP workers then sleep
+instead of spinning, which matters on a machine shared with other processes. Prints one table
+and writes it to ``OUT/bench_nn.csv``.
 
     python studies/bench_nn.py results/bench_nn --epochs 10 --threads 2
 """
@@ -26,18 +29,22 @@ import sys
 from pathlib import Path
 
 
-def _threads_from_argv(argv) -> str:
+def _option_from_argv(argv, name: str, default: str) -> str:
+    """The value of ``--name`` in ``argv``, read before the libraries that need it load."""
     for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv):
+        if a == name and i + 1 < len(argv):
             return argv[i + 1]
-        if a.startswith("--threads="):
+        if a.startswith(name + "="):
             return a.split("=", 1)[1]
-    return "2"
+    return default
 
 
-_N = _threads_from_argv(sys.argv)
+_N = _option_from_argv(sys.argv, "--threads", "2")
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_var] = _N
+_WAIT = _option_from_argv(sys.argv, "--omp-wait-policy", "default")
+if _WAIT in ("passive", "active"):
+    os.environ["OMP_WAIT_POLICY"] = _WAIT.upper()
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -89,6 +96,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--omp-wait-policy", choices=["default", "passive", "active"], default="default",
+                    help="OMP_WAIT_POLICY for torch's and numba's OpenMP workers (default: the environment's)")
     ap.add_argument("--models", nargs="+", default=list(_digits.MODELS), choices=list(_digits.MODELS))
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -105,7 +114,8 @@ def main(argv=None):
             model, opt = FRAMEWORKS[fw](_digits.MODELS[model_name]())
             seconds, cpu = _digits.train(model, opt, data, epochs=args.epochs, seed=args.seed)
             rows.append({"model": model_name, "framework": fw, "version": version if fw == "aihwkit" else "",
-                         "threads": args.threads, "epochs": args.epochs,
+                         "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+                         "epochs": args.epochs,
                          "s_per_epoch": float(np.median(seconds)), "first_epoch_s": seconds[0],
                          "cpu_s_per_epoch": float(np.median(cpu)),
                          "test_accuracy": _digits.accuracy(model, data[2], data[3])})

@@ -370,3 +370,82 @@ def test_presets_build_layers():
         # apparent weight adds write noise); the cell bounds (>= 0.75 - 3 sd of dtod) hold it
         assert math.isclose(float(np.abs(layer.tile.hidden_weights).max()), 0.5, rel_tol=1e-12)
         assert torch.equal(layer.weight, w.float())
+
+
+def test_serial_path_gives_the_parallel_bits_and_mirrors_follow_the_tile(monkeypatch):
+    # The serial path (small tiles) must change speed only: the same model trained with every
+    # call forced serial, and with the parallel kernel variants wherever numba has threads,
+    # ends in the same bits; after every step the float32 mirrors hold alpha * W_tile rounded
+    # to float32 (the documented contract), analog bias column included.
+    from progsim import _config
+    from progsim.nn import base
+
+    cfg = TileConfig(weight_scaling_omega=0.5, digital_bias=False)
+    depths = []
+
+    def run(serial_cells, serial_below):
+        monkeypatch.setattr(base, "SERIAL_CELLS", serial_cells)
+        monkeypatch.setattr(_config, "SERIAL_BELOW", serial_below)
+        torch.manual_seed(0)
+        model = AnalogSequential(AnalogLinear(6, 5, config=cfg, seed=3, dtype=torch.float32), nn.Tanh(),
+                                 AnalogLinear(5, 3, config=cfg, seed=4, dtype=torch.float32))
+        for layer in model.analog_modules():
+            update = layer.tile.update
+            layer.tile.update = lambda x, d, lr, _u=update: (depths.append(_config._serial["depth"]), _u(x, d, lr))
+        opt = AnalogSGD(model.parameters(), lr=0.5)
+        g = torch.Generator().manual_seed(5)
+        for _ in range(4):
+            opt.zero_grad()
+            x = torch.rand(8, 6, generator=g) * 2 - 1
+            nn.functional.cross_entropy(model(x), torch.randint(0, 3, (8,), generator=g)).backward()
+            opt.step()
+            for layer in model.analog_modules():
+                m = layer.alpha * layer.tile.weights
+                np.testing.assert_array_equal(layer.weight.detach().numpy(), m[:, :-1].astype(np.float32))
+                np.testing.assert_array_equal(layer.bias.detach().numpy(), m[:, -1].astype(np.float32))
+        return [layer.tile.state_dict() for layer in model.analog_modules()]
+
+    parallel = run(serial_cells=0, serial_below=1)
+    assert depths and not any(depths)
+    depths.clear()
+    serial = run(serial_cells=1 << 30, serial_below=1)
+    assert depths and all(d == 1 for d in depths)
+    for a, b in zip(parallel, serial):
+        np.testing.assert_array_equal(a["apparent_weights"], b["apparent_weights"])
+        assert a["counters"] == b["counters"] and a["counter"] == b["counter"]
+
+
+def test_serial_context_forces_serial_kernels_and_restores_blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from progsim import _config
+
+    ctl = threadpoolctl.ThreadpoolController()
+    with ctl.limit(limits=2, user_api="blas"):
+        before = [lib.num_threads for lib in ctl.select(user_api="blas").lib_controllers]
+        with _config.serial():
+            assert not _config.use_parallel(1 << 40)
+            with _config.serial():  # re-entrant: the inner exit restores nothing yet
+                pass
+            assert _config._serial["depth"] == 1
+            assert all(lib.num_threads == 1 for lib in ctl.select(user_api="blas").lib_controllers)
+        assert _config._serial["depth"] == 0
+        assert [lib.num_threads for lib in ctl.select(user_api="blas").lib_controllers] == before
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_layers_read_and_mirror_in_their_dtype(dtype):
+    # Dtypes NumPy lacks (bfloat16) or that the fast paths do not cast (float16) go through
+    # torch's casts: the output is the exact product rounded to the dtype, up to the two roundings
+    # of the digital bias added in that dtype (a few eps at |y| ~ 1), and the mirror equals the
+    # tile's weights rounded to it.
+    cfg = TileConfig(io=IO(is_perfect=True))
+    layer = AnalogLinear(4, 3, config=cfg, seed=2, dtype=dtype)
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0)).to(dtype).requires_grad_()
+    y = layer(x)
+    exact = x.detach().double() @ torch.from_numpy(layer.tile.weights).T + layer.bias.detach().double()
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.double(), exact.to(dtype).double(), rtol=0, atol=float(torch.finfo(dtype).eps) * 4)
+    y.sum().backward()
+    assert x.grad.dtype == dtype
+    AnalogSGD(layer.parameters(), lr=0.1).step()
+    assert torch.equal(layer.weight, torch.from_numpy(layer.tile.weights).to(dtype))

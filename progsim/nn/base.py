@@ -43,34 +43,29 @@ import itertools
 import math
 import weakref
 
-import numba
 import numpy as np
 import torch
 from torch import nn
 
+from progsim import _config
 from progsim.nn.compound import make_tile
 from progsim.nn.config import TileConfig
 
 _LAYERS: "weakref.WeakValueDictionary[int, AnalogModule]" = weakref.WeakValueDictionary()
 
-# Tiles with fewer cells than this run their numba kernels on one thread: a layer's calls are
-# small, and numba's worker threads then only contend with torch's own (same seed, same bits
-# whatever the thread count, so this changes speed only).
+# Tiles with fewer cells than this run their calls on one thread (progsim._config.serial: serial
+# kernels, one BLAS thread), and so does torch's unfolding of a convolution's input with fewer
+# elements (layers._unfold): a layer's calls are small and come between torch's own parallel
+# work, whose OpenMP workers would take the cores a parallel region waits for (same seed, same
+# bits whatever the thread count, so this changes speed only).
 SERIAL_CELLS = 1 << 16
 
 
-@contextlib.contextmanager
 def _tile_threads(tile):
-    """Run the enclosed tile calls on one numba thread when the tile is small."""
-    n = numba.get_num_threads()
-    if n == 1 or tile.shape[0] * tile.shape[1] >= SERIAL_CELLS:
-        yield
-        return
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(n)
+    """A context running the enclosed tile calls on one thread when the tile is small."""
+    if tile.shape[0] * tile.shape[1] < SERIAL_CELLS:
+        return _config.serial()
+    return contextlib.nullcontext()
 
 
 def analog_layer_of(p: torch.Tensor):
@@ -99,6 +94,32 @@ def _to_numpy(obj):
     return obj
 
 
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _like(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """``a`` as a tensor in ``like``'s dtype and on its device (cast by NumPy for a CPU float32
+    or float64 tensor: the same rounding as torch's, without a torch operation)."""
+    np_dtype = _NUMPY_DTYPES.get(like.dtype)
+    if np_dtype is not None and like.is_cpu:
+        return torch.from_numpy(a.astype(np_dtype, copy=False))
+    return torch.from_numpy(a).to(device=like.device, dtype=like.dtype)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """``t`` as a CPU NumPy array (dtypes NumPy lacks, bfloat16, widened to float64 first)."""
+    t = t.detach().cpu()
+    return (t if t.dtype in _NUMPY_DTYPES or t.dtype == torch.float16 else t.to(torch.float64)).numpy()
+
+
+def _mirror(param: torch.Tensor, values: np.ndarray) -> None:
+    """``param[...] = values`` (same number of elements, row-major), cast to ``param``'s dtype."""
+    if param.dtype in _NUMPY_DTYPES and param.is_cpu and param.is_contiguous():
+        np.copyto(param.detach().numpy().reshape(values.shape), values, casting="same_kind")
+    else:
+        param.copy_(torch.from_numpy(np.ascontiguousarray(values)).reshape(param.shape))
+
+
 class _TileMVM(torch.autograd.Function):
     """``alpha * tile.forward(x)``; backward ``alpha * tile.backward(dy)``, recording ``(x, dy)``."""
 
@@ -111,13 +132,16 @@ class _TileMVM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         layer = ctx.layer
-        d = dy.detach().cpu().numpy().astype(np.float64)
+        d = _numpy(dy).astype(np.float64)
         if ctx.record:
             layer._pending.append((ctx.seq, ctx.xin, d))
         dx = None
         if ctx.needs_input_grad[0]:
-            g = layer.alpha * layer.tile.backward(d)
-            dx = torch.from_numpy(g[:, :layer.tile_in_features]).to(device=dy.device, dtype=dy.dtype)
+            with _tile_threads(layer.tile):
+                g = layer.tile.backward(d)
+            if layer.alpha != 1.0:
+                g *= layer.alpha
+            dx = _like(g[:, :layer.tile_in_features] if layer.analog_bias else g, dy)
         return dx, None, None, None
 
 
@@ -166,6 +190,7 @@ class AnalogModule(nn.Module):
             self.register_parameter("bias", None)
         self._pending: list = []
         self._seq = itertools.count()
+        self._token = torch.empty(0, requires_grad=True)  # makes the Function record when x needs no grad
         if not self._inference:
             _LAYERS[id(self.weight)] = self
 
@@ -234,22 +259,29 @@ class AnalogModule(nn.Module):
 
     def _sync(self) -> None:
         """Refresh the torch mirrors from the tile (after every change of it, which also drops a
-        drifted copy of its former weights)."""
+        drifted copy of its former weights): ``alpha * W_tile`` rounded to the mirrors' dtype,
+        written straight into their memory when they are contiguous CPU tensors."""
         self.drift_tile = None
         if self._inference:
             return
-        m = self.alpha * self.tile.weights
+        m = self.tile.weights
+        if self.alpha != 1.0:
+            m *= self.alpha
+        w = m[:, :self.tile_in_features] if self.analog_bias else m
         with torch.no_grad():
-            self.weight.copy_(torch.from_numpy(m[:, :self.tile_in_features].reshape(self.weight_shape)))
+            _mirror(self.weight, w)
             if self.analog_bias:
-                self.bias.copy_(torch.from_numpy(m[:, -1].copy()))
+                _mirror(self.bias, m[:, -1])
 
     # ------------------------------------------------------------------ passes
 
     def _tile_input(self, x: torch.Tensor) -> np.ndarray:
-        xin = x.detach().cpu().numpy().astype(np.float64)
-        if self.analog_bias:
-            xin = np.concatenate([xin, np.ones((xin.shape[0], 1))], axis=1)
+        x = _numpy(x)
+        if not self.analog_bias:
+            return x.astype(np.float64)
+        xin = np.empty((x.shape[0], x.shape[1] + 1))
+        xin[:, :-1] = x
+        xin[:, -1] = 1.0
         return xin
 
     def _read(self, xin: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -259,7 +291,9 @@ class AnalogModule(nn.Module):
             return torch.from_numpy(self.drift_tile.read_eval(xin)).to(device=like.device, dtype=like.dtype)
         with _tile_threads(self.tile):
             y = self.tile.forward(xin)
-        return torch.from_numpy(self.alpha * y).to(device=like.device, dtype=like.dtype)
+        if self.alpha != 1.0:
+            y *= self.alpha
+        return _like(y, like)
 
     def _mvm(self, rows: torch.Tensor) -> torch.Tensor:
         """``alpha * tile.forward(rows)`` for rows of shape (n, tile_in_features), differentiable."""
@@ -268,19 +302,18 @@ class AnalogModule(nn.Module):
                             f"Got dtype {rows.dtype} instead.")
         if self._inference:
             return self.tile.layer_forward(self, rows)
-        _LAYERS[id(self.weight)] = self
-        if not torch.is_grad_enabled():
-            return self._read(self._tile_input(rows), rows)
+        if _LAYERS.get(id(self.weight)) is not self:  # a new weight Parameter (e.g. after load or copy)
+            _LAYERS[id(self.weight)] = self
         record = self.training
-        token = torch.empty(0, requires_grad=record)
-        if not (record or rows.requires_grad):
+        if not torch.is_grad_enabled() or not (record or rows.requires_grad):
             return self._read(self._tile_input(rows), rows)
-        return _TileMVM.apply(rows, token, self, record)
+        return _TileMVM.apply(rows, self._token if record else None, self, record)
 
     def _add_bias(self, y: torch.Tensor, view) -> torch.Tensor:
         if self.bias is None or self.analog_bias:
             return y
-        return y + self.bias.to(y.dtype).view(view)
+        b = self.bias if self.bias.dtype == y.dtype else self.bias.to(y.dtype)
+        return y + (b if len(view) == 1 else b.view(view))
 
     # ------------------------------------------------------------------ training
 
@@ -293,10 +326,15 @@ class AnalogModule(nn.Module):
         in the order of the forward calls, then forget them."""
         if not self._pending:
             return
-        pending = sorted(self._pending, key=lambda p: p[0])
-        self._pending = []
-        x = np.concatenate([p[1] for p in pending])
-        d = np.concatenate([p[2] for p in pending]) / self.alpha
+        pending, self._pending = self._pending, []
+        if len(pending) == 1:
+            x, d = pending[0][1], pending[0][2]
+        else:
+            pending.sort(key=lambda p: p[0])
+            x = np.concatenate([p[1] for p in pending])
+            d = np.concatenate([p[2] for p in pending])
+        if self.alpha != 1.0:  # d / 1.0 is d bit for bit
+            d = d / self.alpha
         with _tile_threads(self.tile):
             self.tile.update(x, d, lr)
         self._sync()

@@ -9,11 +9,13 @@ cycle), sample by sample, positions in row-major order.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from progsim.nn.base import AnalogModule
+from progsim.nn.base import SERIAL_CELLS, AnalogModule
 from progsim.nn.config import TileConfig
 
 
@@ -29,6 +31,20 @@ def _tuple(owner, name, value, n, low):
         raise ValueError(f"The '{name}' parameter of {owner} must be an int >= {low} or a tuple of {n} of them. "
                          f"Got {value!r} instead.")
     return tuple(_check_int(owner, name, v, low) for v in vals)
+
+
+def _unfold(x, kernel_size, dilation, padding, stride, serial: bool):
+    """``F.unfold``, on one torch thread when ``serial``: for a small input its loop over the
+    batch would open an OpenMP region that waits for torch's workers far longer than the copy
+    takes (the same values either way)."""
+    n_threads = torch.get_num_threads()
+    if not serial or n_threads == 1:
+        return F.unfold(x, kernel_size, dilation=dilation, padding=padding, stride=stride)
+    torch.set_num_threads(1)
+    try:
+        return F.unfold(x, kernel_size, dilation=dilation, padding=padding, stride=stride)
+    finally:
+        torch.set_num_threads(n_threads)
 
 
 class AnalogLinear(AnalogModule):
@@ -53,6 +69,8 @@ class AnalogLinear(AnalogModule):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"The input of AnalogLinear must be a tensor of shape (*, {self.in_features}). "
                              f"Got {shape} instead.")
+        if x.dim() == 2:
+            return self._add_bias(self._mvm(x), (-1,))
         lead = x.shape[:-1]
         y = self._mvm(x.reshape(-1, self.in_features))
         return self._add_bias(y, (-1,)).reshape(*lead, self.out_features)
@@ -115,7 +133,8 @@ class _AnalogConvNd(AnalogModule):
         if min(out_hw) < 1:
             raise ValueError(f"The input of {type(self).__name__} is too small for the kernel: spatial shape "
                              f"{tuple(xb.shape[2:])} gives an output of {tuple(out_hw[2 - n:])}.")
-        cols = F.unfold(x4, k, dilation=d, padding=p, stride=s)  # (N, K, L)
+        size = x4.shape[0] * x4.shape[1] * math.prod(k) * math.prod(out_hw)  # elements of the unfolded input
+        cols = _unfold(x4, k, d, p, s, serial=size < SERIAL_CELLS)  # (N, K, L)
         nb, kk, npos = cols.shape
         y = self._mvm(cols.transpose(1, 2).reshape(nb * npos, kk))
         y = y.reshape(nb, npos, self.out_channels).transpose(1, 2).reshape(nb, self.out_channels, *out_hw[2 - n:])
