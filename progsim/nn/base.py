@@ -25,6 +25,13 @@ A layer composes a tile (:func:`progsim.nn.compound.make_tile`) with a
   ``alpha`` as torch's ``_extra_state``, every array as a tensor, so that
   ``torch.load(..., weights_only=True)`` reads it and a resumed run continues bit for bit.
 
+With a :class:`~progsim.inference.InferenceConfig` instead of a TileConfig the layer composes an
+:class:`~progsim.inference.tile.InferenceTile`: the weight is then a trainable parameter read
+through the periphery with a digital straight-through backward, and the layer can be
+programmed and drifted (see :mod:`progsim.inference.tile`). A layer trained in situ may hold a
+drifted copy of its tile in ``drift_tile`` that its evaluation forwards read
+(:func:`progsim.inference.drift_analog_weights`).
+
 Computation happens in NumPy on the CPU; inputs may live anywhere, outputs and gradients
 are returned on the input's device and in its dtype.
 """
@@ -123,10 +130,12 @@ class AnalogModule(nn.Module):
 
     def __init__(self, weight_shape, bias: bool, config: TileConfig | None, seed: int | None, dtype, owner: str):
         super().__init__()
+        from progsim.inference.config import InferenceConfig  # progsim.inference imports progsim.nn
+
         config = TileConfig() if config is None else config
-        if not isinstance(config, TileConfig):
-            raise TypeError(f"The 'config' parameter of {owner} must be a progsim.nn.TileConfig or None. "
-                            f"Got {type(config).__name__} instead.")
+        if not isinstance(config, (TileConfig, InferenceConfig)):
+            raise TypeError(f"The 'config' parameter of {owner} must be a progsim.nn.TileConfig, a "
+                            f"progsim.inference.InferenceConfig or None. Got {type(config).__name__} instead.")
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -138,17 +147,27 @@ class AnalogModule(nn.Module):
         self.out_features = self.weight_shape[0]
         self.tile_in_features = int(np.prod(self.weight_shape[1:]))
         self.analog_bias = bias and not config.digital_bias
-        self.tile = make_tile(config, self.out_features, self.tile_in_features + int(self.analog_bias), self.seed)
+        # an InferenceConfig gives the inference backend (progsim.inference.tile): a trainable weight
+        self._inference = isinstance(config, InferenceConfig)
+        n_in = self.tile_in_features + int(self.analog_bias)
+        if self._inference:
+            from progsim.inference.tile import InferenceTile
+            self.tile = InferenceTile(config, self.out_features, n_in, self.seed)
+        else:
+            self.tile = make_tile(config, self.out_features, n_in, self.seed)
+        self.drift_tile = None  # in-situ layers: the drifted copy (progsim.inference.drift_analog_weights)
         self.alpha = 1.0
         factory = {"dtype": dtype}
-        self.weight = nn.Parameter(torch.zeros(self.weight_shape, **factory), requires_grad=False)
+        self.weight = nn.Parameter(torch.zeros(self.weight_shape, **factory), requires_grad=self._inference)
         if bias:
-            self.bias = nn.Parameter(torch.zeros(self.out_features, **factory), requires_grad=not self.analog_bias)
+            self.bias = nn.Parameter(torch.zeros(self.out_features, **factory),
+                                     requires_grad=self._inference or not self.analog_bias)
         else:
             self.register_parameter("bias", None)
         self._pending: list = []
         self._seq = itertools.count()
-        _LAYERS[id(self.weight)] = self
+        if not self._inference:
+            _LAYERS[id(self.weight)] = self
 
     # ------------------------------------------------------------------ weights
 
@@ -187,6 +206,13 @@ class AnalogModule(nn.Module):
             if not np.all(np.isfinite(v)):
                 raise ValueError(f"The '{name}' parameter of {type(self).__name__}.set_weights must be finite. "
                                  "Got non-finite entries instead.")
+        if self._inference:  # the weights live in the parameters; a programmed state is stale now
+            with torch.no_grad():
+                self.weight.copy_(w.to(self.weight.dtype))
+                if self.analog_bias:
+                    self.bias.copy_(b)
+            self.tile.reset()
+            return
         omega = self.config.weight_scaling_omega
         peak = float(np.abs(m).max()) if m.size else 0.0
         self.alpha = peak / omega if omega > 0 and peak > 0 else 1.0
@@ -194,7 +220,11 @@ class AnalogModule(nn.Module):
         self._sync()
 
     def get_weights(self):
-        """``(weight, bias)``: the tile's true state times ``alpha`` (bias None when absent)."""
+        """``(weight, bias)``: the tile's true state times ``alpha`` (bias None when absent); the
+        clean parameters of an inference layer."""
+        if self._inference:
+            w = self.weight.detach().cpu().to(torch.float64).clone()
+            return w, None if self.bias is None else self.bias.detach().cpu().to(torch.float64).clone()
         m = self.alpha * self.tile.weights
         w = torch.from_numpy(m[:, :self.tile_in_features].reshape(self.weight_shape).copy())
         if self.bias is None:
@@ -203,7 +233,11 @@ class AnalogModule(nn.Module):
         return w, b
 
     def _sync(self) -> None:
-        """Refresh the torch mirrors from the tile."""
+        """Refresh the torch mirrors from the tile (after every change of it, which also drops a
+        drifted copy of its former weights)."""
+        self.drift_tile = None
+        if self._inference:
+            return
         m = self.alpha * self.tile.weights
         with torch.no_grad():
             self.weight.copy_(torch.from_numpy(m[:, :self.tile_in_features].reshape(self.weight_shape)))
@@ -221,6 +255,8 @@ class AnalogModule(nn.Module):
     def _read(self, xin: np.ndarray, like: torch.Tensor) -> torch.Tensor:
         if not xin.shape[0]:
             return torch.zeros((0, self.out_features), device=like.device, dtype=like.dtype)
+        if self.drift_tile is not None and not self.training:
+            return torch.from_numpy(self.drift_tile.read_eval(xin)).to(device=like.device, dtype=like.dtype)
         with _tile_threads(self.tile):
             y = self.tile.forward(xin)
         return torch.from_numpy(self.alpha * y).to(device=like.device, dtype=like.dtype)
@@ -230,6 +266,8 @@ class AnalogModule(nn.Module):
         if not torch.is_floating_point(rows):
             raise TypeError(f"The input of {type(self).__name__} must be a floating-point tensor. "
                             f"Got dtype {rows.dtype} instead.")
+        if self._inference:
+            return self.tile.layer_forward(self, rows)
         _LAYERS[id(self.weight)] = self
         if not torch.is_grad_enabled():
             return self._read(self._tile_input(rows), rows)
@@ -283,6 +321,11 @@ class AnalogModule(nn.Module):
         self._sync()
 
     def _config_repr(self) -> str:
+        if self._inference:
+            c = self.config
+            return (f"inference, noise_model={type(c.noise_model).__name__}, modifier={c.modifier.kind}, "
+                    f"clip={c.clip.kind}" + (f", omega={c.weight_scaling_omega:g}" if c.weight_scaling_omega else "")
+                    + ("" if c.digital_bias else ", analog_bias=True"))
         dev = self.config.device
         hs = self.config.half_select
         return (f"device={type(dev).__name__}, pulses={type(self.config.pulses).__name__}, "

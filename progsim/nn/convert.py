@@ -52,7 +52,8 @@ def _module_path_only(module, args):
 def convert_to_analog(model: nn.Module, config: TileConfig | None = None, *, mapping=None, seed: int | None = None,
                       inplace: bool = False) -> nn.Module:
     """``model`` with every module whose exact type is in ``mapping`` replaced by its analog
-    counterpart, programmed with the digital weights.
+    counterpart, programmed with the digital weights (with an InferenceConfig: inference
+    layers holding them as trainable parameters, see :mod:`progsim.inference.tile`).
 
     ``mapping`` maps a module type to a function ``(module, config, seed=...) -> analog module``
     (default :data:`DEFAULT_MAPPING`). ``seed``: the k-th converted layer (in ``named_modules``
@@ -62,10 +63,12 @@ def convert_to_analog(model: nn.Module, config: TileConfig | None = None, *, map
     if not isinstance(model, nn.Module):
         raise TypeError(f"The 'model' parameter of convert_to_analog must be a torch.nn.Module. "
                         f"Got {type(model).__name__} instead.")
+    from progsim.inference.config import InferenceConfig  # progsim.inference imports progsim.nn
+
     config = TileConfig() if config is None else config
-    if not isinstance(config, TileConfig):
-        raise TypeError(f"The 'config' parameter of convert_to_analog must be a progsim.nn.TileConfig or None. "
-                        f"Got {type(config).__name__} instead.")
+    if not isinstance(config, (TileConfig, InferenceConfig)):
+        raise TypeError(f"The 'config' parameter of convert_to_analog must be a progsim.nn.TileConfig, a "
+                        f"progsim.inference.InferenceConfig or None. Got {type(config).__name__} instead.")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise ValueError(f"The 'seed' parameter of convert_to_analog must be an int >= 0 or None. Got {seed!r} instead.")
     mapping = DEFAULT_MAPPING if mapping is None else mapping
