@@ -41,6 +41,7 @@ from progsim import _rng
 from progsim._config import jit, jit_parallel, renamed, use_parallel
 from progsim.devices import MODELS, cell_consts, device_step
 from progsim.halfselect import MODE_NONE, MODE_V3, QUADRANTS
+from progsim.pulses import Cycles, _bernoulli_serial, _probabilities
 
 _QS = tuple(s for s, _ in QUADRANTS)
 _QT = tuple(t for _, t in QUADRANTS)
@@ -300,6 +301,109 @@ def pulsed_update(w, wa, cells, model, dev_p, cyc, cfg, counts, parallel=None):
     if parallel is None:
         parallel = use_parallel(w.size * cyc.bl.shape[0])
     update_kernel(model, fast, parallel)(w, wa, cells, dev_p, cyc, cfg, counts)
+
+
+@jit(inline="always")
+def _all_finite(a):
+    for v in a.flat:
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@jit(inline="always")
+def _any_equal(signs, s):
+    for v in signs:
+        if v == s:
+            return True
+    return False
+
+
+@jit(inline="always")
+def _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, bl_management, with_quadrants):
+    """:func:`progsim.pulses.make_cycles` of a Stochastic scheme inside a kernel: the same
+    probabilities and trains (the same compiled functions), signs and quadrants."""
+    nb, cols = x.shape
+    rows = d.shape[1]
+    px, pd, bls = _probabilities(x, d, abs(lr), dw_min, bl, bl_management, update_management)
+    col_bits = _bernoulli_serial(px, bls, key, counter0, _rng.DOMAIN_COL_TRAIN)
+    row_bits = _bernoulli_serial(pd, bls, key, counter0, _rng.DOMAIN_ROW_TRAIN)
+    row_sign = np.empty((nb, rows), dtype=np.int8)
+    col_sign = np.empty((nb, cols), dtype=np.int8)
+    quad = np.zeros((nb, 4), dtype=np.bool_)
+    for b in range(nb):
+        for i in range(rows):
+            row_sign[b, i] = 1 if d[b, i] > 0.0 else (-1 if d[b, i] < 0.0 else 0)
+        for j in range(cols):
+            col_sign[b, j] = 1 if x[b, j] > 0.0 else (-1 if x[b, j] < 0.0 else 0)
+        if with_quadrants:
+            for q in range(4):
+                quad[b, q] = _any_equal(row_sign[b], _QS[q]) and _any_equal(col_sign[b], _QT[q])
+    return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bls, quad)
+
+
+@jit(inline="always")
+def _totals(counts):
+    n_full = 0
+    n_half = 0
+    for i in range(counts.shape[0]):
+        n_full += counts[i, 0]
+        n_half += counts[i, 1]
+    return n_full, n_half
+
+
+def _make_stochastic_fast(model):
+    def kernel(w, wa, cells, dev_p, x, d, lr, key, counter, dw_min, bl, update_management, bl_management,
+               dw_min_std, write_noise_std, strength, prob):
+        if not (_all_finite(x) and _all_finite(d)):
+            return False, 0, 0
+        counter0 = np.uint64(counter)
+        cyc = _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, bl_management, False)
+        lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
+        cfg = KernelCfg(False, MODE_NONE, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
+        counts = np.zeros((w.shape[0], 2), dtype=np.int64)
+        for i in range(w.shape[0]):
+            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+        n_full, n_half = _totals(counts)
+        return True, n_full, n_half
+    return kernel
+
+
+def _make_stochastic_general(model, hs):
+    def kernel(w, wa, cells, dev_p, x, d, lr, key, counter, dw_min, bl, update_management, bl_management,
+               dw_min_std, write_noise_std, strength, prob):
+        if not (_all_finite(x) and _all_finite(d)):
+            return False, 0, 0
+        counter0 = np.uint64(counter)
+        cyc = _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, bl_management, True)
+        lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
+        cfg = KernelCfg(False, hs, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
+        counts = np.zeros((w.shape[0], 2), dtype=np.int64)
+        for i in range(w.shape[0]):
+            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+        n_full, n_half = _totals(counts)
+        return True, n_full, n_half
+    return kernel
+
+
+def stochastic_update(model: int, half_select: int):
+    """The serial one-call update of a tile with Stochastic trains: ``kernel(w, wa, cells, dev_p,
+    x, d, lr, key, counter, dw_min, bl, update_management, bl_management, dw_min_std,
+    write_noise_std, strength, prob) -> (finite, n_full, n_half)``.
+
+    One compiled call computes the probabilities, draws the trains and applies the cycles, with
+    the same functions and in the same order as :func:`progsim.pulses.make_cycles` followed by
+    :func:`pulsed_update`, so it gives the same bits; it is the short path for small tiles,
+    where the calls in between would cost more than the update. ``x`` and ``d`` are 2-d float64
+    arrays; when either holds a non-finite value it returns ``finite = False`` and leaves the
+    tile untouched. ``half_select`` is the mode code (``MODE_NONE`` runs the fast row loop)."""
+    key = ("stochastic", model, half_select)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        fn = _make_stochastic_fast(model) if half_select == MODE_NONE else _make_stochastic_general(model, half_select)
+        name = f"_stochastic_update_{MODELS[model].__name__}_hs{half_select}"
+        kernel = _KERNELS[key] = jit(renamed(fn, name))
+    return kernel
 
 
 @jit
