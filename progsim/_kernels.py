@@ -20,7 +20,12 @@ chooses by size and thread count):
   MeanCount.
 
 Both apply the same events in the same order and take the same draws (cycle-to-cycle and
-write noise), so where both apply they give the same bits (a test). Normal draws come from
+write noise), so where both apply they give the same bits (a test).
+
+A tile with Stochastic trains below the parallel size calls :func:`stochastic_update` instead:
+one serial compiled call that checks the vectors are finite, computes the probabilities, draws
+the trains and runs the same row loops, so that a small tile's call is not dominated by the
+Python and dispatch costs of the steps in between. It gives the same bits as the two steps. Normal draws come from
 buffered streams (``_rng.normal_buffered``, or ``_rng.refill``/``_rng.take`` in the loops
 with many branches, where numba would otherwise reference-count the buffer on every use).
 
@@ -73,6 +78,8 @@ class Cells(NamedTuple):
     dw_down: np.ndarray
     w_max: np.ndarray
     w_min: np.ndarray
+    gamma_up: np.ndarray
+    gamma_down: np.ndarray
 
 
 @jit(inline="always")
@@ -106,8 +113,9 @@ def _write_noise_pass(i, w, wa, touched, wn, st, buf):
 
 
 @jit(inline="always")
-def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
-    """Row ``i`` of the general update kernel: quadrants, half-selection, MeanCount."""
+def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touched):
+    """Row ``i`` of the general update kernel: quadrants, half-selection, MeanCount. ``st``,
+    ``buf``: a buffered stream's arrays (reseeded here); ``touched``: all False, left so."""
     cols = w.shape[1]
     nb = cyc.bl.shape[0]
     hs = cfg.half_select
@@ -115,10 +123,7 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
     prob = cfg.prob
     std = cfg.dw_min_std
     wn = cfg.write_noise_std * cfg.dw_min
-    st = np.empty(2, dtype=np.uint64)
-    buf = np.empty(_rng.NBUF)
     nbuf = np.uint64(_rng.NBUF)
-    touched = np.zeros(cols, dtype=np.bool_)
     nfull = 0
     nhalf = 0
     r_cnt = 0
@@ -157,7 +162,7 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
             dwd = float(cells.dw_down[i, j])
             wmax = float(cells.w_max[i, j])
             wmin = float(cells.w_min[i, j])
-            k = cell_consts(model, wmax, wmin, dev_p)
+            k = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
             moved = False
             for q in range(4 if hs != MODE_NONE else 1):
                 if hs == MODE_NONE:  # MeanCount without half-selection: the coincidences only
@@ -208,18 +213,16 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
 
 
 @jit(inline="always")
-def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
+def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf):
     """Row ``i`` of the fast update kernel (stochastic trains, no half-selection): in each
     cycle every cell takes its coincidences ``row_bits & col_bits`` as full pulses, then the
     touched cells redraw their write noise. The arrays are unpacked from their named tuples
     and the pulse direction is a sign factor chosen once per cell, to keep the pulse loop
-    short."""
+    short. ``st``, ``buf``: a buffered stream's arrays, reseeded here."""
     cols = w.shape[1]
     dwu_a, dwd_a, wmx_a, wmn_a = cells.dw_up, cells.dw_down, cells.w_max, cells.w_min
     col_bits, col_sign = cyc.col_bits, cyc.col_sign
     std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
-    st = np.empty(2, dtype=np.uint64)
-    buf = np.empty(_rng.NBUF)
     nbuf = np.uint64(_rng.NBUF)
     nfull = 0
     for b in range(cyc.bl.shape[0]):
@@ -235,7 +238,7 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
             wij = float(w[i, j])
             wmax = float(wmx_a[i, j])
             wmin = float(wmn_a[i, j])
-            k = cell_consts(model, wmax, wmin, dev_p)
+            k = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
             up = up_sign * col_sign[b, j] > 0
             dw = float(dwu_a[i, j]) if up else float(dwd_a[i, j])
             sgn = 1.0 if up else -1.0
@@ -262,14 +265,15 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
 def _make_fast(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
         for i in prange(w.shape[0]):
-            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(2, dtype=np.uint64), np.empty(_rng.NBUF))
     return kernel
 
 
 def _make_general(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
         for i in prange(w.shape[0]):
-            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(2, dtype=np.uint64),
+                        np.empty(_rng.NBUF), np.zeros(w.shape[1], dtype=np.bool_))
     return kernel
 
 
@@ -362,8 +366,10 @@ def _make_stochastic_fast(model):
         lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
         cfg = KernelCfg(False, MODE_NONE, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
         counts = np.zeros((w.shape[0], 2), dtype=np.int64)
+        st = np.empty(2, dtype=np.uint64)
+        buf = np.empty(_rng.NBUF)
         for i in range(w.shape[0]):
-            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf)
         n_full, n_half = _totals(counts)
         return True, n_full, n_half
     return kernel
@@ -379,8 +385,11 @@ def _make_stochastic_general(model, hs):
         lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
         cfg = KernelCfg(False, hs, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
         counts = np.zeros((w.shape[0], 2), dtype=np.int64)
+        st = np.empty(2, dtype=np.uint64)
+        buf = np.empty(_rng.NBUF)
+        touched = np.zeros(w.shape[1], dtype=np.bool_)
         for i in range(w.shape[0]):
-            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touched)
         n_full, n_half = _totals(counts)
         return True, n_full, n_half
     return kernel
@@ -433,7 +442,7 @@ def _disturb_block(c, model, dev_p, rows, cols, skip_i, skip_j, up, cfg, st, buf
             wmin = wmn[ii, jj]
             wv = w[ii, jj]
             mag = device_step(model, wv, up, dw_a[ii, jj], wmax, wmin, dev_p,
-                              cell_consts(model, wmax, wmin, dev_p)) * strength
+                              cell_consts(model, c, ii, jj, wmax, wmin, dev_p)) * strength
             if std > 0.0:
                 if st[1] >= nbuf:
                     _rng.refill(st, buf)
@@ -453,7 +462,7 @@ def _make_single(model):
         rows, cols = w.shape
         st = np.empty(2, dtype=np.uint64)
         buf = np.empty(_rng.NBUF)
-        c = Cells(w, wa, cells.dw_up, cells.dw_down, cells.w_max, cells.w_min)
+        c = Cells(w, wa, cells.dw_up, cells.dw_down, cells.w_max, cells.w_min, cells.gamma_up, cells.gamma_down)
         hs = cfg.half_select
         std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
         nsingle = 0
@@ -468,7 +477,7 @@ def _make_single(model):
             _rng.seed_buffered(st, cfg.key, cfg.counter0, _rng.DOMAIN_SINGLE, s)
             wmax, wmin = c.w_max[i, j], c.w_min[i, j]
             dw = c.dw_up[i, j] if up else c.dw_down[i, j]
-            kc = cell_consts(model, wmax, wmin, dev_p)
+            kc = cell_consts(model, c, i, j, wmax, wmin, dev_p)
             for _ in range(abs(m)):
                 mag = device_step(model, w[i, j], up, dw, wmax, wmin, dev_p, kc)
                 if std > 0.0:

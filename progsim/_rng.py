@@ -114,7 +114,7 @@ def _zig_fast(bits):
 
 
 @jit(inline="always")
-def _uniform_s(s):
+def uniform_s(s):
     """:func:`uniform` on a state held in a scalar: (draw, new state)."""
     s = s + _GOLDEN
     return float(mix64(s) >> _S11) * _TWO53, s
@@ -131,13 +131,13 @@ def _zig_slow(bits, s):
     x = float(bits >> _S11) * _TWO53 * _ZX[i]
     if i == 0:
         while True:
-            u1, s = _uniform_s(s)
-            u2, s = _uniform_s(s)
+            u1, s = uniform_s(s)
+            u2, s = uniform_s(s)
             a = -np.log(1.0 - u1) / _ZR
             b = -np.log(1.0 - u2)
             if 2.0 * b > a * a:
                 return (-(_ZR + a) if neg else _ZR + a), True, s
-    u, s = _uniform_s(s)
+    u, s = uniform_s(s)
     y = _ZF[i] + u * (_ZF[i + 1] - _ZF[i])
     return (-x if neg else x), y < np.exp(-0.5 * x * x), s
 

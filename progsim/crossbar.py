@@ -227,20 +227,23 @@ class Crossbar:
         """The common call (float64 C-contiguous ``x`` and ``d`` of matching shapes, a float ``lr``,
         a Stochastic tile below the parallel size) in one compiled call; False when the call is
         not of that kind or holds a non-finite value, for :meth:`update` to check it in full."""
-        n_out, n_in = self.shape
         if not (type(x) is np.ndarray and type(d) is np.ndarray and type(lr) is float and x.dtype == _F64
-                and d.dtype == _F64 and x.ndim == d.ndim and (x.ndim == 2 or x.ndim == 1)
-                and x.shape[-1] == n_in and d.shape[-1] == n_out and x.shape[:-1] == d.shape[:-1]
-                and x.flags.c_contiguous and d.flags.c_contiguous and math.isfinite(lr)):
+                and d.dtype == _F64 and x.flags.c_contiguous and d.flags.c_contiguous and math.isfinite(lr)):
             return False
-        if x.ndim == 1:
-            x, d = x.reshape(1, n_in), d.reshape(1, n_out)
-        nb = x.shape[0]
+        n_out, n_in = self.shape
+        if x.ndim == 2 and d.ndim == 2:
+            nb = x.shape[0]
+            if x.shape[1] != n_in or d.shape[1] != n_out or d.shape[0] != nb:
+                return False
+        elif x.ndim == 1 and d.ndim == 1 and x.shape[0] == n_in and d.shape[0] == n_out:
+            x, d, nb = x.reshape(1, n_in), d.reshape(1, n_out), 1
+        else:
+            return False
         if nb == 0 or use_parallel(self._w.size * nb):
             return False
         kernel, scalars = self._short
         finite, n_full, n_half = kernel(self._w, self._wa, self._cells, self._shape_params, x, d, lr, self._key,
-                                           self._counter, *scalars)
+                                        self._counter, *scalars)
         if not finite:
             return False
         c = self._counters
