@@ -82,7 +82,7 @@ class Cells(NamedTuple):
     gamma_down: np.ndarray
 
 
-@jit(inline="always")
+@jit
 def _clip(w, w_max, w_min):
     if w > w_max:
         return w_max
@@ -91,7 +91,7 @@ def _clip(w, w_max, w_min):
     return w
 
 
-@jit(inline="always")
+@jit
 def _low_bits(n):
     if n <= 0:
         return _ZERO
@@ -307,7 +307,7 @@ def pulsed_update(w, wa, cells, model, dev_p, cyc, cfg, counts, parallel=None):
     update_kernel(model, fast, parallel)(w, wa, cells, dev_p, cyc, cfg, counts)
 
 
-@jit(inline="always")
+@jit
 def _all_finite(a):
     for v in a.flat:
         if not np.isfinite(v):
@@ -315,7 +315,7 @@ def _all_finite(a):
     return True
 
 
-@jit(inline="always")
+@jit
 def _any_equal(signs, s):
     for v in signs:
         if v == s:
@@ -346,7 +346,7 @@ def _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, b
     return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bls, quad)
 
 
-@jit(inline="always")
+@jit
 def _totals(counts):
     n_full = 0
     n_half = 0

@@ -150,7 +150,9 @@ class Crossbar:
         self._w[...] = w
         if self._wa is not self._w:
             self._wa[...] = state["apparent_weights"]
-        self._cells = devices.CellParams(**{k: np.asarray(v, dtype=self.dtype).copy() for k, v in state["cells"].items()})
+        # a state saved before a field existed (LinearStep's gammas) keeps this tile's own draw of it
+        cells = {**self._cells._asdict(), **state["cells"]}
+        self._cells = devices.CellParams(**{k: np.asarray(v, dtype=self.dtype).copy() for k, v in cells.items()})
         self._counters = {k: int(state["counters"][k]) for k in COUNTER_NAMES}
         self._counter = int(state["counter"])
         self._io_rng.bit_generator.state = state["io_rng"]

@@ -75,14 +75,17 @@ class CellParams(NamedTuple):
 
 
 # --------------------------------------------------------------------------- step functions
+# Plain ``@jit`` functions, not numba-inlined: each compiles once and LLVM inlines the calls,
+# where numba's own inlining would re-type every model's body at every call site of
+# ``device_step`` before the unused models' branches are pruned (seconds of first-call compile).
 
 
-@jit(inline="always")
+@jit
 def constant_step(w, up, dw, w_max, w_min, p):
     return dw
 
 
-@jit(inline="always")
+@jit
 def linear_slopes(gamma_up, gamma_down, w_ref_up, w_ref_down):
     """A LinearStep cell's relative slopes ``(gamma_up / w_ref_up, gamma_down / w_ref_down)`` (0
     at a zero reference). The kernels compute them once per cell, before its pulses, so that
@@ -92,21 +95,21 @@ def linear_slopes(gamma_up, gamma_down, w_ref_up, w_ref_down):
     return k_up, k_down
 
 
-@jit(inline="always")
+@jit
 def linear_step_sloped(w, up, dw, k_up, k_down):
     """LinearStep's magnitude from precomputed slopes (see :func:`linear_slopes`)."""
     f = 1.0 - (k_up if up else k_down) * w
     return dw * f if f > 0.0 else 0.0
 
 
-@jit(inline="always")
+@jit
 def linear_step(w, up, dw, w_max, w_min, p):
     # p = LinearStep.shape_params; the nominal cell: gammas p[0], p[1] against its bounds
     k_up, k_down = linear_slopes(p[0], p[1], w_max, w_min)
     return linear_step_sloped(w, up, dw, k_up, k_down)
 
 
-@jit(inline="always")
+@jit
 def exp_step(w, up, dw, w_max, w_min, p):
     # p = (A_up, A_down, gamma_up, gamma_down, a, b); a zero-width cell is dead
     span = w_max - w_min
@@ -120,7 +123,7 @@ def exp_step(w, up, dw, w_max, w_min, p):
     return dw * f if f > 0.0 else 0.0
 
 
-@jit(inline="always")
+@jit
 def pow_step(w, up, dw, w_max, w_min, p):
     # p = (gamma,); a zero-width cell is dead
     span = w_max - w_min
@@ -132,7 +135,7 @@ def pow_step(w, up, dw, w_max, w_min, p):
     return dw * r ** p[0]
 
 
-@jit(inline="always")
+@jit
 def piecewise_step(w, up, dw, w_max, w_min, p):
     # p = (n_up, nodes_up..., n_down, nodes_down...); nodes evenly spaced over [w_min, w_max].
     # A zero-width cell is dead.
