@@ -187,11 +187,16 @@ def _zig_finish(bits, s):
     """A draw whose fast path missed, finished as :func:`_ziggurat_s` would: the slow path,
     and a fresh draw if the wedge rejects; so every buffered slot is an exact, independent
     standard normal. Scalars in and out (draw, new state), so that no array crosses this call
-    (see :func:`refill` on reference counting)."""
+    (see :func:`refill` on reference counting). Written as one loop so that the slow path
+    compiles once here."""
     x, ok, s = _zig_slow(bits, s)
-    if ok:
-        return x, s
-    return _ziggurat_s(s)
+    while not ok:
+        s = s + _GOLDEN
+        bits = mix64(s)
+        x, ok = _zig_fast(bits)
+        if not ok:
+            x, ok, s = _zig_slow(bits, s)
+    return x, s
 
 
 @jit(inline="always")
@@ -240,7 +245,8 @@ def take(st, buf):
 
 @jit(inline="always")
 def normal_buffered(st, buf):
-    """The next standard normal of the buffered stream ``(st, buf)``."""
+    """The next standard normal of the buffered stream ``(st, buf)`` (refilled through the
+    compiled-once :func:`refill`, not a fresh inlined copy of the ziggurat)."""
     if st[1] >= np.uint64(buf.shape[0]):
-        fill_normals(st, buf)
+        refill(st, buf)
     return take(st, buf)
