@@ -167,10 +167,11 @@ def cell_consts(model, cells, i, j, w_max, w_min, p):
     ``cells.gamma_down[i, j]`` against the nominal bounds ``p[3]``, ``p[4]`` when ``p[2]`` is set
     (mean-bound reference) or else against the cell's own ``w_max``, ``w_min``; the other
     models: none, zeros)."""
-    if model == MODEL_LINEAR:
+    if model == MODEL_LINEAR:  # in float64 whatever the tile's dtype
+        g_up, g_down = float(cells.gamma_up[i, j]), float(cells.gamma_down[i, j])
         if p[2] != 0.0:
-            return linear_slopes(cells.gamma_up[i, j], cells.gamma_down[i, j], p[3], p[4])
-        return linear_slopes(cells.gamma_up[i, j], cells.gamma_down[i, j], w_max, w_min)
+            return linear_slopes(g_up, g_down, p[3], p[4])
+        return linear_slopes(g_up, g_down, w_max, w_min)
     return 0.0, 0.0
 
 
