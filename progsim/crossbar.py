@@ -152,7 +152,8 @@ class Crossbar:
             self._wa[...] = state["apparent_weights"]
         # a state saved before a field existed (LinearStep's gammas) keeps this tile's own draw of it
         cells = {**self._cells._asdict(), **state["cells"]}
-        self._cells = devices.CellParams(**{k: np.asarray(v, dtype=self.dtype).copy() for k, v in cells.items()})
+        self._cells = devices.CellParams(**{k: np.asarray(v, dtype=getattr(self._cells, k).dtype).copy()
+                                            for k, v in cells.items()})
         self._counters = {k: int(state["counters"][k]) for k in COUNTER_NAMES}
         self._counter = int(state["counter"])
         self._io_rng.bit_generator.state = state["io_rng"]

@@ -62,9 +62,10 @@ _UD = Interval(-1.0, 1.0, closed="neither")
 
 
 class CellParams(NamedTuple):
-    """Per-cell device parameters, each an array of the tile's shape and dtype; ``gamma_up`` and
-    ``gamma_down`` (a LinearStep cell's slope factors) are empty, shape (0, 0), for the models
-    without them."""
+    """Per-cell device parameters, each an array of the tile's shape and dtype, except
+    ``gamma_up`` and ``gamma_down`` (a LinearStep cell's slope factors): float64 whatever the
+    tile's dtype, so that a float32 tile's slopes round as the nominal slope would, and empty,
+    shape (0, 0), for the models without them."""
 
     dw_up: np.ndarray
     dw_down: np.ndarray
@@ -167,8 +168,8 @@ def cell_consts(model, cells, i, j, w_max, w_min, p):
     ``cells.gamma_down[i, j]`` against the nominal bounds ``p[3]``, ``p[4]`` when ``p[2]`` is set
     (mean-bound reference) or else against the cell's own ``w_max``, ``w_min``; the other
     models: none, zeros)."""
-    if model == MODEL_LINEAR:  # in float64 whatever the tile's dtype
-        g_up, g_down = float(cells.gamma_up[i, j]), float(cells.gamma_down[i, j])
+    if model == MODEL_LINEAR:
+        g_up, g_down = cells.gamma_up[i, j], cells.gamma_down[i, j]
         if p[2] != 0.0:
             return linear_slopes(g_up, g_down, p[3], p[4])
         return linear_slopes(g_up, g_down, w_max, w_min)
@@ -242,7 +243,7 @@ class PulsedDevice:
         inverted = lo > hi
         w_max = np.abs(np.where(inverted, lo, hi))
         w_min = -np.abs(np.where(inverted, hi, lo))
-        none = np.zeros((0, 0), dtype=dtype)
+        none = np.zeros((0, 0))
         return CellParams(dw_up.astype(dtype), dw_down.astype(dtype), w_max.astype(dtype), w_min.astype(dtype),
                           none, none.copy())
 
@@ -270,7 +271,7 @@ class Ideal(PulsedDevice):
 
     def draw_cells(self, shape, rng, dtype=np.float64) -> CellParams:
         full = lambda v: np.full(shape, v, dtype=dtype)  # noqa: E731
-        none = np.zeros((0, 0), dtype=dtype)
+        none = np.zeros((0, 0))
         return CellParams(full(self.dw_min), full(self.dw_min), full(np.inf), full(-np.inf), none, none.copy())
 
 
@@ -314,7 +315,7 @@ class LinearStep(PulsedDevice):
         cells = super().draw_cells(shape, rng, dtype)
         g_up = np.abs(self.gamma_up + self.gamma_up_dtod * rng.standard_normal(shape))
         g_down = np.abs(self.gamma_down + self.gamma_down_dtod * rng.standard_normal(shape))
-        return cells._replace(gamma_up=g_up.astype(dtype), gamma_down=g_down.astype(dtype))
+        return cells._replace(gamma_up=g_up, gamma_down=g_down)
 
 
 @dataclass(frozen=True)
