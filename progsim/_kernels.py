@@ -20,7 +20,12 @@ chooses by size and thread count):
   MeanCount.
 
 Both apply the same events in the same order and take the same draws (cycle-to-cycle and
-write noise), so where both apply they give the same bits (a test). Normal draws come from
+write noise), so where both apply they give the same bits (a test).
+
+A tile with Stochastic trains below the parallel size calls :func:`stochastic_update` instead:
+one serial compiled call that checks the vectors are finite, computes the probabilities, draws
+the trains and runs the same row loops, so that a small tile's call is not dominated by the
+Python and dispatch costs of the steps in between. It gives the same bits as the two steps. Normal draws come from
 buffered streams (``_rng.normal_buffered``, or ``_rng.refill``/``_rng.take`` in the loops
 with many branches, where numba would otherwise reference-count the buffer on every use).
 
@@ -41,6 +46,7 @@ from progsim import _rng
 from progsim._config import jit, jit_parallel, renamed, use_parallel
 from progsim.devices import MODELS, cell_consts, device_step
 from progsim.halfselect import MODE_NONE, MODE_V3, QUADRANTS
+from progsim.pulses import Cycles, _bernoulli_serial, _probabilities
 
 _QS = tuple(s for s, _ in QUADRANTS)
 _QT = tuple(t for _, t in QUADRANTS)
@@ -72,9 +78,11 @@ class Cells(NamedTuple):
     dw_down: np.ndarray
     w_max: np.ndarray
     w_min: np.ndarray
+    gamma_up: np.ndarray
+    gamma_down: np.ndarray
 
 
-@jit(inline="always")
+@jit
 def _clip(w, w_max, w_min):
     if w > w_max:
         return w_max
@@ -83,7 +91,7 @@ def _clip(w, w_max, w_min):
     return w
 
 
-@jit(inline="always")
+@jit
 def _low_bits(n):
     if n <= 0:
         return _ZERO
@@ -105,8 +113,9 @@ def _write_noise_pass(i, w, wa, touched, wn, st, buf):
 
 
 @jit(inline="always")
-def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
-    """Row ``i`` of the general update kernel: quadrants, half-selection, MeanCount."""
+def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touched):
+    """Row ``i`` of the general update kernel: quadrants, half-selection, MeanCount. ``st``,
+    ``buf``: a buffered stream's arrays (reseeded here); ``touched``: all False, left so."""
     cols = w.shape[1]
     nb = cyc.bl.shape[0]
     hs = cfg.half_select
@@ -114,10 +123,7 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
     prob = cfg.prob
     std = cfg.dw_min_std
     wn = cfg.write_noise_std * cfg.dw_min
-    st = np.empty(2, dtype=np.uint64)
-    buf = np.empty(_rng.NBUF)
     nbuf = np.uint64(_rng.NBUF)
-    touched = np.zeros(cols, dtype=np.bool_)
     nfull = 0
     nhalf = 0
     r_cnt = 0
@@ -156,7 +162,7 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
             dwd = float(cells.dw_down[i, j])
             wmax = float(cells.w_max[i, j])
             wmin = float(cells.w_min[i, j])
-            k = cell_consts(model, wmax, wmin, dev_p)
+            k = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
             moved = False
             for q in range(4 if hs != MODE_NONE else 1):
                 if hs == MODE_NONE:  # MeanCount without half-selection: the coincidences only
@@ -207,18 +213,16 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
 
 
 @jit(inline="always")
-def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
+def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf):
     """Row ``i`` of the fast update kernel (stochastic trains, no half-selection): in each
     cycle every cell takes its coincidences ``row_bits & col_bits`` as full pulses, then the
     touched cells redraw their write noise. The arrays are unpacked from their named tuples
     and the pulse direction is a sign factor chosen once per cell, to keep the pulse loop
-    short."""
+    short. ``st``, ``buf``: a buffered stream's arrays, reseeded here."""
     cols = w.shape[1]
     dwu_a, dwd_a, wmx_a, wmn_a = cells.dw_up, cells.dw_down, cells.w_max, cells.w_min
     col_bits, col_sign = cyc.col_bits, cyc.col_sign
     std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
-    st = np.empty(2, dtype=np.uint64)
-    buf = np.empty(_rng.NBUF)
     nbuf = np.uint64(_rng.NBUF)
     nfull = 0
     for b in range(cyc.bl.shape[0]):
@@ -234,7 +238,7 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
             wij = float(w[i, j])
             wmax = float(wmx_a[i, j])
             wmin = float(wmn_a[i, j])
-            k = cell_consts(model, wmax, wmin, dev_p)
+            k = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
             up = up_sign * col_sign[b, j] > 0
             dw = float(dwu_a[i, j]) if up else float(dwd_a[i, j])
             sgn = 1.0 if up else -1.0
@@ -261,14 +265,15 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts):
 def _make_fast(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
         for i in prange(w.shape[0]):
-            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(2, dtype=np.uint64), np.empty(_rng.NBUF))
     return kernel
 
 
 def _make_general(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
         for i in prange(w.shape[0]):
-            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts)
+            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(2, dtype=np.uint64),
+                        np.empty(_rng.NBUF), np.zeros(w.shape[1], dtype=np.bool_))
     return kernel
 
 
@@ -303,6 +308,114 @@ def pulsed_update(w, wa, cells, model, dev_p, cyc, cfg, counts, parallel=None):
 
 
 @jit
+def _all_finite(a):
+    for v in a.flat:
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@jit
+def _any_equal(signs, s):
+    for v in signs:
+        if v == s:
+            return True
+    return False
+
+
+@jit(inline="always")
+def _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, bl_management, with_quadrants):
+    """:func:`progsim.pulses.make_cycles` of a Stochastic scheme inside a kernel: the same
+    probabilities and trains (the same compiled functions), signs and quadrants."""
+    nb, cols = x.shape
+    rows = d.shape[1]
+    px, pd, bls = _probabilities(x, d, abs(lr), dw_min, bl, bl_management, update_management)
+    col_bits = _bernoulli_serial(px, bls, key, counter0, _rng.DOMAIN_COL_TRAIN)
+    row_bits = _bernoulli_serial(pd, bls, key, counter0, _rng.DOMAIN_ROW_TRAIN)
+    row_sign = np.empty((nb, rows), dtype=np.int8)
+    col_sign = np.empty((nb, cols), dtype=np.int8)
+    quad = np.zeros((nb, 4), dtype=np.bool_)
+    for b in range(nb):
+        for i in range(rows):
+            row_sign[b, i] = 1 if d[b, i] > 0.0 else (-1 if d[b, i] < 0.0 else 0)
+        for j in range(cols):
+            col_sign[b, j] = 1 if x[b, j] > 0.0 else (-1 if x[b, j] < 0.0 else 0)
+        if with_quadrants:
+            for q in range(4):
+                quad[b, q] = _any_equal(row_sign[b], _QS[q]) and _any_equal(col_sign[b], _QT[q])
+    return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bls, quad)
+
+
+@jit
+def _totals(counts):
+    n_full = 0
+    n_half = 0
+    for i in range(counts.shape[0]):
+        n_full += counts[i, 0]
+        n_half += counts[i, 1]
+    return n_full, n_half
+
+
+def _make_stochastic_fast(model):
+    def kernel(w, wa, cells, dev_p, x, d, lr, key, counter, dw_min, bl, update_management, bl_management,
+               dw_min_std, write_noise_std, strength, prob):
+        if not (_all_finite(x) and _all_finite(d)):
+            return False, 0, 0
+        counter0 = np.uint64(counter)
+        cyc = _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, bl_management, False)
+        lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
+        cfg = KernelCfg(False, MODE_NONE, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
+        counts = np.zeros((w.shape[0], 2), dtype=np.int64)
+        st = np.empty(2, dtype=np.uint64)
+        buf = np.empty(_rng.NBUF)
+        for i in range(w.shape[0]):
+            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf)
+        n_full, n_half = _totals(counts)
+        return True, n_full, n_half
+    return kernel
+
+
+def _make_stochastic_general(model, hs):
+    def kernel(w, wa, cells, dev_p, x, d, lr, key, counter, dw_min, bl, update_management, bl_management,
+               dw_min_std, write_noise_std, strength, prob):
+        if not (_all_finite(x) and _all_finite(d)):
+            return False, 0, 0
+        counter0 = np.uint64(counter)
+        cyc = _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, bl_management, True)
+        lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
+        cfg = KernelCfg(False, hs, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
+        counts = np.zeros((w.shape[0], 2), dtype=np.int64)
+        st = np.empty(2, dtype=np.uint64)
+        buf = np.empty(_rng.NBUF)
+        touched = np.zeros(w.shape[1], dtype=np.bool_)
+        for i in range(w.shape[0]):
+            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touched)
+        n_full, n_half = _totals(counts)
+        return True, n_full, n_half
+    return kernel
+
+
+def stochastic_update(model: int, half_select: int):
+    """The serial one-call update of a tile with Stochastic trains: ``kernel(w, wa, cells, dev_p,
+    x, d, lr, key, counter, dw_min, bl, update_management, bl_management, dw_min_std,
+    write_noise_std, strength, prob) -> (finite, n_full, n_half)``.
+
+    One compiled call computes the probabilities, draws the trains and applies the cycles, with
+    the same functions and in the same order as :func:`progsim.pulses.make_cycles` followed by
+    :func:`pulsed_update`, so it gives the same bits; it is the short path for small tiles,
+    where the calls in between would cost more than the update. ``x`` and ``d`` are 2-d float64
+    arrays; when either holds a non-finite value it returns ``finite = False`` and leaves the
+    tile untouched. ``half_select`` is the mode code (``MODE_NONE`` runs the fast row loop)."""
+    key = ("stochastic", model, half_select)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        fn = _make_stochastic_fast(model) if half_select == MODE_NONE else _make_stochastic_general(model, half_select)
+        name = f"_stochastic_update_{MODELS[model].__name__}_hs{half_select}"
+        kernel = _KERNELS[key] = jit(renamed(fn, name))
+    return kernel
+
+
+@jit
 def _disturb_block(c, model, dev_p, rows, cols, skip_i, skip_j, up, cfg, st, buf):
     """Disturb every cell of ``rows x cols`` (ranges) of the arrays ``c`` (:class:`Cells`)
     except row ``skip_i`` and column ``skip_j``, in row-major order, each with probability
@@ -329,7 +442,7 @@ def _disturb_block(c, model, dev_p, rows, cols, skip_i, skip_j, up, cfg, st, buf
             wmin = wmn[ii, jj]
             wv = w[ii, jj]
             mag = device_step(model, wv, up, dw_a[ii, jj], wmax, wmin, dev_p,
-                              cell_consts(model, wmax, wmin, dev_p)) * strength
+                              cell_consts(model, c, ii, jj, wmax, wmin, dev_p)) * strength
             if std > 0.0:
                 if st[1] >= nbuf:
                     _rng.refill(st, buf)
@@ -349,7 +462,7 @@ def _make_single(model):
         rows, cols = w.shape
         st = np.empty(2, dtype=np.uint64)
         buf = np.empty(_rng.NBUF)
-        c = Cells(w, wa, cells.dw_up, cells.dw_down, cells.w_max, cells.w_min)
+        c = Cells(w, wa, cells.dw_up, cells.dw_down, cells.w_max, cells.w_min, cells.gamma_up, cells.gamma_down)
         hs = cfg.half_select
         std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
         nsingle = 0
@@ -364,7 +477,7 @@ def _make_single(model):
             _rng.seed_buffered(st, cfg.key, cfg.counter0, _rng.DOMAIN_SINGLE, s)
             wmax, wmin = c.w_max[i, j], c.w_min[i, j]
             dw = c.dw_up[i, j] if up else c.dw_down[i, j]
-            kc = cell_consts(model, wmax, wmin, dev_p)
+            kc = cell_consts(model, c, i, j, wmax, wmin, dev_p)
             for _ in range(abs(m)):
                 mag = device_step(model, w[i, j], up, dw, wmax, wmin, dev_p, kc)
                 if std > 0.0:

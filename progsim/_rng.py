@@ -33,14 +33,16 @@ DOMAIN_CELL = np.uint64(3)
 DOMAIN_SINGLE = np.uint64(4)
 
 
-@jit(inline="always")
+# The scalar helpers are plain ``@jit`` (LLVM inlines them): numba's inlining would re-type
+# them at every call site, which costs compile time and nothing at run time.
+@jit
 def mix64(z):
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
 
 
-@jit(inline="always")
+@jit
 def stream_seed(key, counter, domain, line):
     """Initial state of the stream ``(key, counter, domain, line)``."""
     h = mix64(key ^ mix64(np.uint64(counter) * _GOLDEN + domain))
@@ -103,7 +105,7 @@ _MASK8 = np.uint64(255)
 _S8 = np.uint64(8)
 
 
-@jit(inline="always")
+@jit
 def _zig_fast(bits):
     """The ziggurat's fast path for one 64-bit output: (signed x, accepted). About 99% of
     outputs land inside their layer's inner rectangle and are accepted."""
@@ -113,8 +115,8 @@ def _zig_fast(bits):
     return (-x if (bits >> _S8) & np.uint64(1) else x), u < _ZRATIO[i]
 
 
-@jit(inline="always")
-def _uniform_s(s):
+@jit
+def uniform_s(s):
     """:func:`uniform` on a state held in a scalar: (draw, new state)."""
     s = s + _GOLDEN
     return float(mix64(s) >> _S11) * _TWO53, s
@@ -131,13 +133,13 @@ def _zig_slow(bits, s):
     x = float(bits >> _S11) * _TWO53 * _ZX[i]
     if i == 0:
         while True:
-            u1, s = _uniform_s(s)
-            u2, s = _uniform_s(s)
+            u1, s = uniform_s(s)
+            u2, s = uniform_s(s)
             a = -np.log(1.0 - u1) / _ZR
             b = -np.log(1.0 - u2)
             if 2.0 * b > a * a:
                 return (-(_ZR + a) if neg else _ZR + a), True, s
-    u, s = _uniform_s(s)
+    u, s = uniform_s(s)
     y = _ZF[i] + u * (_ZF[i + 1] - _ZF[i])
     return (-x if neg else x), y < np.exp(-0.5 * x * x), s
 
@@ -185,11 +187,16 @@ def _zig_finish(bits, s):
     """A draw whose fast path missed, finished as :func:`_ziggurat_s` would: the slow path,
     and a fresh draw if the wedge rejects; so every buffered slot is an exact, independent
     standard normal. Scalars in and out (draw, new state), so that no array crosses this call
-    (see :func:`refill` on reference counting)."""
+    (see :func:`refill` on reference counting). Written as one loop so that the slow path
+    compiles once here."""
     x, ok, s = _zig_slow(bits, s)
-    if ok:
-        return x, s
-    return _ziggurat_s(s)
+    while not ok:
+        s = s + _GOLDEN
+        bits = mix64(s)
+        x, ok = _zig_fast(bits)
+        if not ok:
+            x, ok, s = _zig_slow(bits, s)
+    return x, s
 
 
 @jit(inline="always")
@@ -238,7 +245,8 @@ def take(st, buf):
 
 @jit(inline="always")
 def normal_buffered(st, buf):
-    """The next standard normal of the buffered stream ``(st, buf)``."""
+    """The next standard normal of the buffered stream ``(st, buf)`` (refilled through the
+    compiled-once :func:`refill`, not a fresh inlined copy of the ziggurat)."""
     if st[1] >= np.uint64(buf.shape[0]):
-        fill_normals(st, buf)
+        refill(st, buf)
     return take(st, buf)

@@ -20,12 +20,14 @@ import warnings
 import numpy as np
 
 from progsim import _kernels, devices, pulses as _pulses
+from progsim._config import use_parallel
 from progsim._validate import check_array, param_error
 from progsim.halfselect import MODE_NONE, HalfSelect
 from progsim.periphery import IO, io_params, mvm
 
 COUNTER_NAMES = ("update_cycles", "pulses_full", "pulses_half", "pulses_single", "reads", "reads_backward")
 _DTYPES = (np.float32, np.float64)
+_F64 = np.dtype(np.float64)
 
 
 class Crossbar:
@@ -94,6 +96,7 @@ class Crossbar:
         self._wa = np.zeros(self.shape, dtype=self.dtype) if self._write_noise > 0 else self._w
         self._counters = dict.fromkeys(COUNTER_NAMES, 0)
         self._warned_resolution = False  # see _warn_below_resolution
+        self._short = self._short_update()
 
     # ------------------------------------------------------------------ state
 
@@ -147,7 +150,10 @@ class Crossbar:
         self._w[...] = w
         if self._wa is not self._w:
             self._wa[...] = state["apparent_weights"]
-        self._cells = devices.CellParams(**{k: np.asarray(v, dtype=self.dtype).copy() for k, v in state["cells"].items()})
+        # a state saved before a field existed (LinearStep's gammas) keeps this tile's own draw of it
+        cells = {**self._cells._asdict(), **state["cells"]}
+        self._cells = devices.CellParams(**{k: np.asarray(v, dtype=getattr(self._cells, k).dtype).copy()
+                                            for k, v in cells.items()})
         self._counters = {k: int(state["counters"][k]) for k in COUNTER_NAMES}
         self._counter = int(state["counter"])
         self._io_rng.bit_generator.state = state["io_rng"]
@@ -209,6 +215,47 @@ class Crossbar:
             float(hs.strength), float(hs.prob), float(dev.dw_min_std), float(dev.write_noise_std),
             float(dev.dw_min), self._key, np.uint64(counter0), float(lr_sign))
 
+    def _short_update(self):
+        """The serial one-call kernel of a Stochastic tile and the scalars of its configuration
+        (see :func:`progsim._kernels.stochastic_update`), or None for the other schemes."""
+        if self.pulses.kind != _pulses.KIND_STOCHASTIC:
+            return None
+        hs, dev, p = self.half_select, self.device, self.pulses
+        kernel = _kernels.stochastic_update(type(dev).model, hs.code if hs.active else MODE_NONE)
+        scalars = (float(dev.dw_min), int(p.bl), bool(p.update_management), bool(p.bl_management),
+                   float(dev.dw_min_std), float(dev.write_noise_std), float(hs.strength), float(hs.prob))
+        return kernel, scalars
+
+    def _update_short(self, x, d, lr) -> bool:
+        """The common call (float64 C-contiguous ``x`` and ``d`` of matching shapes, a float ``lr``,
+        a Stochastic tile below the parallel size) in one compiled call; False when the call is
+        not of that kind or holds a non-finite value, for :meth:`update` to check it in full."""
+        if not (type(x) is np.ndarray and type(d) is np.ndarray and type(lr) is float and x.dtype == _F64
+                and d.dtype == _F64 and x.flags.c_contiguous and d.flags.c_contiguous and math.isfinite(lr)):
+            return False
+        n_out, n_in = self.shape
+        if x.ndim == 2 and d.ndim == 2:
+            nb = x.shape[0]
+            if x.shape[1] != n_in or d.shape[1] != n_out or d.shape[0] != nb:
+                return False
+        elif x.ndim == 1 and d.ndim == 1 and x.shape[0] == n_in and d.shape[0] == n_out:
+            x, d, nb = x.reshape(1, n_in), d.reshape(1, n_out), 1
+        else:
+            return False
+        if nb == 0 or use_parallel(self._w.size * nb):
+            return False
+        kernel, scalars = self._short
+        finite, n_full, n_half = kernel(self._w, self._wa, self._cells, self._shape_params, x, d, lr, self._key,
+                                        self._counter, *scalars)
+        if not finite:
+            return False
+        c = self._counters
+        c["pulses_full"] += n_full
+        c["pulses_half"] += n_half
+        c["update_cycles"] += nb
+        self._counter += nb
+        return True
+
     def update(self, x, d, lr) -> None:
         """Pulsed update: in expectation ``W <- W - lr * sum_b outer(d_b, x_b)``.
 
@@ -219,6 +266,8 @@ class Crossbar:
         the device's resolution, applies no pulse: the first such update of a tile warns
         (RuntimeWarning).
         """
+        if self._short is not None and self._update_short(x, d, lr):
+            return
         xb, _ = self._batch(x, "x", self.shape[1], "update")
         db, _ = self._batch(d, "d", self.shape[0], "update")
         if xb.shape[0] != db.shape[0]:

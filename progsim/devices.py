@@ -52,7 +52,7 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 
 from progsim._config import jit
-from progsim._validate import Interval, param, param_error, validate_fields
+from progsim._validate import Boolean, Interval, Options, param, param_error, validate_fields
 
 _POS = Interval(0.0, None, closed="neither")
 _NONNEG = Interval(0.0, None, closed="left")
@@ -62,47 +62,55 @@ _UD = Interval(-1.0, 1.0, closed="neither")
 
 
 class CellParams(NamedTuple):
-    """Per-cell device parameters, each an array of the tile's shape and dtype."""
+    """Per-cell device parameters, each an array of the tile's shape and dtype, except
+    ``gamma_up`` and ``gamma_down`` (a LinearStep cell's slope factors): float64 whatever the
+    tile's dtype, so that a float32 tile's slopes round as the nominal slope would, and empty,
+    shape (0, 0), for the models without them."""
 
     dw_up: np.ndarray
     dw_down: np.ndarray
     w_max: np.ndarray
     w_min: np.ndarray
+    gamma_up: np.ndarray
+    gamma_down: np.ndarray
 
 
 # --------------------------------------------------------------------------- step functions
+# Plain ``@jit`` functions, not numba-inlined: each compiles once and LLVM inlines the calls,
+# where numba's own inlining would re-type every model's body at every call site of
+# ``device_step`` before the unused models' branches are pruned (seconds of first-call compile).
 
 
-@jit(inline="always")
+@jit
 def constant_step(w, up, dw, w_max, w_min, p):
     return dw
 
 
-@jit(inline="always")
-def linear_slopes(w_max, w_min, p):
-    """A LinearStep cell's relative slopes ``(gamma_up / w_max, gamma_down / w_min)`` (0 at a
-    zero bound). The kernels compute them once per cell, before its pulses, so that the
-    division leaves the dependency chain of successive pulses."""
-    k_up = p[0] / w_max if w_max != 0.0 else 0.0
-    k_down = p[1] / w_min if w_min != 0.0 else 0.0
+@jit
+def linear_slopes(gamma_up, gamma_down, w_ref_up, w_ref_down):
+    """A LinearStep cell's relative slopes ``(gamma_up / w_ref_up, gamma_down / w_ref_down)`` (0
+    at a zero reference). The kernels compute them once per cell, before its pulses, so that
+    the division leaves the dependency chain of successive pulses."""
+    k_up = gamma_up / w_ref_up if w_ref_up != 0.0 else 0.0
+    k_down = gamma_down / w_ref_down if w_ref_down != 0.0 else 0.0
     return k_up, k_down
 
 
-@jit(inline="always")
+@jit
 def linear_step_sloped(w, up, dw, k_up, k_down):
     """LinearStep's magnitude from precomputed slopes (see :func:`linear_slopes`)."""
     f = 1.0 - (k_up if up else k_down) * w
     return dw * f if f > 0.0 else 0.0
 
 
-@jit(inline="always")
+@jit
 def linear_step(w, up, dw, w_max, w_min, p):
-    # p = (gamma_up, gamma_down); the slope is relative to the cell's own bound.
-    k_up, k_down = linear_slopes(w_max, w_min, p)
+    # p = LinearStep.shape_params; the nominal cell: gammas p[0], p[1] against its bounds
+    k_up, k_down = linear_slopes(p[0], p[1], w_max, w_min)
     return linear_step_sloped(w, up, dw, k_up, k_down)
 
 
-@jit(inline="always")
+@jit
 def exp_step(w, up, dw, w_max, w_min, p):
     # p = (A_up, A_down, gamma_up, gamma_down, a, b); a zero-width cell is dead
     span = w_max - w_min
@@ -116,7 +124,7 @@ def exp_step(w, up, dw, w_max, w_min, p):
     return dw * f if f > 0.0 else 0.0
 
 
-@jit(inline="always")
+@jit
 def pow_step(w, up, dw, w_max, w_min, p):
     # p = (gamma,); a zero-width cell is dead
     span = w_max - w_min
@@ -128,7 +136,7 @@ def pow_step(w, up, dw, w_max, w_min, p):
     return dw * r ** p[0]
 
 
-@jit(inline="always")
+@jit
 def piecewise_step(w, up, dw, w_max, w_min, p):
     # p = (n_up, nodes_up..., n_down, nodes_down...); nodes evenly spaced over [w_min, w_max].
     # A zero-width cell is dead.
@@ -154,11 +162,17 @@ MODEL_CONSTANT, MODEL_LINEAR, MODEL_EXP, MODEL_POW, MODEL_PIECEWISE = range(len(
 
 
 @jit(inline="always")
-def cell_consts(model, w_max, w_min, p):
+def cell_consts(model, cells, i, j, w_max, w_min, p):
     """Per-cell constants of ``model``'s step that the kernels hoist out of a cell's pulse loop
-    (LinearStep: its two slopes; the other models: none, zeros)."""
+    (LinearStep: its two slopes, from the cell's gammas ``cells.gamma_up[i, j]``,
+    ``cells.gamma_down[i, j]`` against the nominal bounds ``p[3]``, ``p[4]`` when ``p[2]`` is set
+    (mean-bound reference) or else against the cell's own ``w_max``, ``w_min``; the other
+    models: none, zeros)."""
     if model == MODEL_LINEAR:
-        return linear_slopes(w_max, w_min, p)
+        g_up, g_down = cells.gamma_up[i, j], cells.gamma_down[i, j]
+        if p[2] != 0.0:
+            return linear_slopes(g_up, g_down, p[3], p[4])
+        return linear_slopes(g_up, g_down, w_max, w_min)
     return 0.0, 0.0
 
 
@@ -229,7 +243,9 @@ class PulsedDevice:
         inverted = lo > hi
         w_max = np.abs(np.where(inverted, lo, hi))
         w_min = -np.abs(np.where(inverted, hi, lo))
-        return CellParams(dw_up.astype(dtype), dw_down.astype(dtype), w_max.astype(dtype), w_min.astype(dtype))
+        none = np.zeros((0, 0))
+        return CellParams(dw_up.astype(dtype), dw_down.astype(dtype), w_max.astype(dtype), w_min.astype(dtype),
+                          none, none.copy())
 
     def nominal_step(self, w, up: bool) -> float:
         """Mean step magnitude of a nominal cell (no dtod, no noise) at state ``w``: ``up_down``
@@ -255,7 +271,8 @@ class Ideal(PulsedDevice):
 
     def draw_cells(self, shape, rng, dtype=np.float64) -> CellParams:
         full = lambda v: np.full(shape, v, dtype=dtype)  # noqa: E731
-        return CellParams(full(self.dw_min), full(self.dw_min), full(np.inf), full(-np.inf))
+        none = np.zeros((0, 0))
+        return CellParams(full(self.dw_min), full(self.dw_min), full(np.inf), full(-np.inf), none, none.copy())
 
 
 @dataclass(frozen=True)
@@ -265,25 +282,52 @@ class ConstantStep(PulsedDevice):
 
 @dataclass(frozen=True)
 class LinearStep(PulsedDevice):
-    """Step falling linearly with the state: up ``dw_up (1 - gamma_up w / w_max)``,
-    down ``dw_down (1 - gamma_down w / w_min)`` (cell's own bounds; clamped at 0)."""
+    """Step falling linearly with the state, as aihwkit 1.2.0's ``LinearStepDevice``: up
+    ``dw_up (1 - gamma_up_ij w / w_max)``, down ``dw_down (1 - gamma_down_ij w / w_min)``,
+    clamped at 0.
+
+    Each cell draws its own slope factors once, ``gamma_up_ij = |gamma_up + gamma_up_dtod xi|``
+    and ``gamma_down_ij = |gamma_down + gamma_down_dtod xi|`` (defaults 0.05, aihwkit's; the
+    absolute value is aihwkit's ``allow_increasing=False``). With ``mean_bound_reference``
+    (default, aihwkit's) the slope is measured against the nominal bounds ``w_max``/``w_min``,
+    so a cell's slope does not depend on its drawn bounds; without it, against the cell's own
+    bounds ``w_max_ij``/``w_min_ij``. The gammas are drawn after the common per-cell
+    parameters, so the other parameters of a tile do not change with them.
+    """
 
     gamma_up: float = param(0.0, _NONNEG)
     gamma_down: float = param(0.0, _NONNEG)
+    gamma_up_dtod: float = param(0.05, _NONNEG)
+    gamma_down_dtod: float = param(0.05, _NONNEG)
+    mean_bound_reference: bool = param(True, Boolean())
 
     step: ClassVar = staticmethod(linear_step)
 
     @property
     def shape_params(self):
-        return np.array([self.gamma_up, self.gamma_down], dtype=np.float64)
+        """``(gamma_up, gamma_down, mean_bound_reference, w_max, w_min)``."""
+        return np.array([self.gamma_up, self.gamma_down, float(self.mean_bound_reference), self.w_max, self.w_min],
+                        dtype=np.float64)
+
+    def draw_cells(self, shape, rng, dtype=np.float64) -> CellParams:
+        """The common per-cell parameters (:meth:`PulsedDevice.draw_cells`), then the cells'
+        slope factors ``|gamma + gamma_dtod xi|`` (up, then down)."""
+        cells = super().draw_cells(shape, rng, dtype)
+        g_up = np.abs(self.gamma_up + self.gamma_up_dtod * rng.standard_normal(shape))
+        g_down = np.abs(self.gamma_down + self.gamma_down_dtod * rng.standard_normal(shape))
+        return cells._replace(gamma_up=g_up, gamma_down=g_down)
 
 
 @dataclass(frozen=True)
 class SoftBounds(LinearStep):
-    """LinearStep with both gammas 1: the step vanishes at the cell's bounds."""
+    """LinearStep with both gammas 1, no spread and each cell's own bounds as the reference
+    (aihwkit's ``SoftBoundsDevice``): the step vanishes at the cell's bounds."""
 
     gamma_up: float = param(1.0, Interval(1.0, 1.0))
     gamma_down: float = param(1.0, Interval(1.0, 1.0))
+    gamma_up_dtod: float = param(0.0, Interval(0.0, 0.0))
+    gamma_down_dtod: float = param(0.0, Interval(0.0, 0.0))
+    mean_bound_reference: bool = param(False, Options(False))
 
 
 @dataclass(frozen=True)
@@ -422,10 +466,12 @@ def ecram() -> LinearStep:
 
 def capacitor() -> LinearStep:
     """Capacitor-like (CMOS capacitor cell): LinearStep fit to Li et al., VLSI 2018, aihwkit's
-    ``CapacitorPresetDevice`` (leakage not modelled). Almost linear, small variation, 400 states."""
+    ``CapacitorPresetDevice`` (leakage not modelled, slope spread 0.01 as there). Almost linear, small variation,
+    400 states."""
     return LinearStep(dw_min=0.005, up_down=0.0, w_max=1.0, w_min=-1.0, gamma_up=0.05,
                       gamma_down=0.05, dw_min_dtod=0.1, up_down_dtod=0.06, w_max_dtod=0.07,
-                      w_min_dtod=0.07, dw_min_std=0.3, write_noise_std=0.0)
+                      w_min_dtod=0.07, dw_min_std=0.3, write_noise_std=0.0, gamma_up_dtod=0.01,
+                      gamma_down_dtod=0.01)
 
 
 def pcm_like() -> PowStep:

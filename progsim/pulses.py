@@ -205,7 +205,6 @@ def _bernoulli_trains(p, bl, key, counter0, domain):
     out = np.zeros((nb, n), dtype=np.uint64)
     one = np.uint64(1)
     for line in prange(n):
-        st = np.empty(1, dtype=np.uint64)
         for b in range(nb):
             pb = p[b, line]
             if pb <= 0.0 or bl[b] == 0:
@@ -215,9 +214,10 @@ def _bernoulli_trains(p, bl, key, counter0, domain):
                 for k in range(bl[b]):
                     bits |= one << np.uint64(k)
             else:
-                st[0] = _rng.stream_seed(key, counter0 + np.uint64(b), domain, line)
+                s = _rng.stream_seed(key, counter0 + np.uint64(b), domain, line)
                 for k in range(bl[b]):
-                    if _rng.uniform(st) < pb:
+                    u, s = _rng.uniform_s(s)
+                    if u < pb:
                         bits |= one << np.uint64(k)
             out[b, line] = bits
     return out

@@ -15,16 +15,23 @@ import numpy as np
 QUADRANTS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
-def step_magnitude(device, w, up, dw, w_max, w_min):
-    """Mean step of ``device`` at state ``w`` (DESIGN.md device table), never negative."""
+def step_magnitude(device, w, up, dw, w_max, w_min, gamma=None):
+    """Mean step of ``device`` at state ``w`` (DESIGN.md device table), never negative.
+
+    LinearStep/SoftBounds: ``gamma`` is the cell's own slope factor in the step's direction
+    (drawn per cell, aihwkit's ``gamma_dtod``; the device's nominal one when None), measured
+    against the nominal bound with ``mean_bound_reference``, else against the cell's bound."""
     name = type(device).__name__
     if name in ("Ideal", "ConstantStep"):
         return dw
     if name in ("LinearStep", "SoftBounds"):
+        if gamma is None:
+            gamma = device.gamma_up if up else device.gamma_down
         if up:
-            f = 1.0 - (device.gamma_up / w_max) * w if w_max != 0 else 1.0
+            ref = device.w_max if device.mean_bound_reference else w_max
         else:
-            f = 1.0 - (device.gamma_down / w_min) * w if w_min != 0 else 1.0
+            ref = device.w_min if device.mean_bound_reference else w_min
+        f = 1.0 - (gamma / ref) * w if ref != 0 else 1.0
         return dw * max(f, 0.0)
     if name == "ExpStep":
         z = 2.0 * device.a * w / (w_max - w_min) + device.b
@@ -50,7 +57,10 @@ def apply_pulse(device, cells, w, i, j, up, scale, rng=None):
     """One pulse (``scale`` 1) or disturb (``scale`` = strength) on cell (i, j), in place."""
     dw = float(cells.dw_up[i, j]) if up else float(cells.dw_down[i, j])
     w_max, w_min = float(cells.w_max[i, j]), float(cells.w_min[i, j])
-    mag = step_magnitude(device, float(w[i, j]), up, dw, w_max, w_min) * scale
+    gamma = None
+    if cells.gamma_up.size:  # a LinearStep cell's own slope factors
+        gamma = float(cells.gamma_up[i, j]) if up else float(cells.gamma_down[i, j])
+    mag = step_magnitude(device, float(w[i, j]), up, dw, w_max, w_min, gamma) * scale
     if device.dw_min_std > 0:
         mag *= 1.0 + device.dw_min_std * rng.standard_normal()
     v = float(w[i, j]) + (mag if up else -mag)

@@ -230,3 +230,30 @@ def test_side_by_side_saturated_update_with_aihwkit():
     expected = -np.sign(np.outer(d, x)) * bl * q * dw
     se = dw * np.sqrt(bl * q * (1 - q) / n_cycles)
     assert np.all(np.abs(mean - expected) <= 5 * se + 1e-6)  # 1e-6: float32 inputs, q = 1 cells
+
+
+def test_side_by_side_linear_step_slopes_with_aihwkit():
+    """aihwkit's LinearStepDevice at its default slope spread (``gamma_*_dtod`` 0.05, mean-bound
+    reference): its per-cell factors ``-slope_up w_max / dwmin_up`` (``-slope_down w_min /
+    dwmin_down``) and ours, measured by pulses (tests/test_physics.py), have the same mean
+    (standard error of the difference ``0.05 sqrt(1/n + 1/m)``) and the same std (sample-std
+    standard error ``0.05 / sqrt(2 n)`` each), 5 standard errors; neither follows the cells' bounds
+    (correlation with 1/bound within 5/sqrt(n) of 0)."""
+    pytest.importorskip("aihwkit")
+    from aihwkit.simulator.configs import LinearStepDevice
+
+    from test_physics import _ls_spread_device, linear_step_factors
+
+    dev = _ls_spread_device()
+    assert dev.gamma_up_dtod == dev.gamma_down_dtod == 0.05 == LinearStepDevice().gamma_up_dtod
+    fields = dict(dw_min=dev.dw_min, dw_min_dtod=0.0, up_down_dtod=0.0, w_max=dev.w_max, w_min=dev.w_min,
+                  w_max_dtod=0.3, w_min_dtod=0.3, gamma_up=0.3, gamma_down=0.2)
+    theirs = _aihwkit_hidden(LinearStepDevice, 40, 40, **fields)
+    up, down, _ = linear_step_factors(dev, (40, 40), 0.25)
+    for mine, t, bound in ((up, -theirs["slope_up"] * dev.w_max / theirs["dwmin_up"], theirs["max_bound"]),
+                           (down, -theirs["slope_down"] * dev.w_min / theirs["dwmin_down"], -theirs["min_bound"])):
+        mine = mine[np.isfinite(mine)]
+        n, m = mine.size, t.size
+        assert abs(mine.mean() - t.mean()) < 5 * 0.05 * np.sqrt(1 / n + 1 / m)
+        assert abs(mine.std(ddof=1) - t.std(ddof=1)) < 5 * 0.05 * np.sqrt(1 / (2 * n) + 1 / (2 * m))
+        assert abs(np.corrcoef(t.ravel(), 1.0 / bound.ravel())[0, 1]) < 5 / np.sqrt(m)

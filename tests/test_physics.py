@@ -183,3 +183,84 @@ def test_piecewise_from_conductance_trace_reproduces_the_measured_steps():
         gw = lo + (w + 0.5) / scale
         measured_up = 0.5 * (1 - (gw - 1.0) / 40.0) * scale
         assert abs(dev.nominal_step(w, True) - measured_up) < 1e-9
+
+
+def linear_step_factors(device, shape, w0, seed=0):
+    """Each cell's slope factor ``gamma_ij``, measured by one up and one down pulse from ``w0``
+    (and ``-w0``) on a LinearStep tile without step noise or step spread: the up step is
+    ``dw_min (1 - gamma_up_ij w0 / w_ref)``, so ``gamma_up_ij = (1 - dw / dw_min) w_ref / w0``
+    with ``w_ref`` the nominal ``w_max`` (``w_min`` down). Returns (up, down, cells) with NaN
+    where a cell's drawn bound clipped the start state."""
+    xb = Crossbar(*shape, device=device, io=PERFECT, seed=seed)
+    rows, cols = np.indices(shape).reshape(2, -1)
+    out = []
+    for start, n, ref in ((w0, 1, device.w_max), (-w0, -1, device.w_min)):
+        xb.set_weights(np.full(shape, start))
+        before = xb.weights
+        xb.pulse(rows, cols, np.full(rows.size, n))
+        dw = np.abs(xb.weights - before)
+        gamma = (1.0 - dw / device.dw_min) * ref / start
+        reachable = (xb.cells.w_max > abs(w0) + 2 * device.dw_min) & (xb.cells.w_min < -abs(w0) - 2 * device.dw_min)
+        out.append(np.where(reachable, gamma, np.nan))
+    return out[0], out[1], xb.cells
+
+
+def _ls_spread_device(**kw):
+    base = dict(dw_min=1e-3, dw_min_dtod=0.0, dw_min_std=0.0, up_down_dtod=0.0, w_max=1.0, w_min=-1.0,
+                w_max_dtod=0.3, w_min_dtod=0.3, gamma_up=0.3, gamma_down=0.2)
+    base.update(kw)
+    return devices.LinearStep(**base)
+
+
+def test_linear_step_slopes_spread_between_cells_against_the_mean_bound():
+    """aihwkit's LinearStep law: ``gamma_ij = |gamma + gamma_dtod xi|`` per cell, measured against
+    the nominal bound. With gamma 0.3 (up), 0.2 (down) and dtod 0.05 the absolute value never acts
+    (6 sigma), so the measured factors of n cells have mean gamma (standard error
+    0.05/sqrt(n)) and standard deviation 0.05 (standard error of a sample std of a normal:
+    0.05/sqrt(2(n-1))); 5 standard errors each. The factors do not follow the cells' bounds
+    (drawn with spread 0.3): their correlation with 1/w_max_ij is within 5/sqrt(n) of 0. The
+    law before (the cell's own bound) gives a std near 0.3 * 0.3 = 0.09 and a correlation near 1."""
+    up, down, cells = linear_step_factors(_ls_spread_device(gamma_up_dtod=0.05, gamma_down_dtod=0.05), (40, 40), 0.25)
+    for g, gamma, bound in ((up, 0.3, cells.w_max), (down, 0.2, -cells.w_min)):
+        ok = np.isfinite(g)
+        n = ok.sum()
+        assert n > 1500
+        assert abs(g[ok].mean() - gamma) < 5 * 0.05 / np.sqrt(n)
+        assert abs(g[ok].std(ddof=1) - 0.05) < 5 * 0.05 / np.sqrt(2 * (n - 1))
+        assert abs(np.corrcoef(g[ok], 1.0 / bound[ok])[0, 1]) < 5 / np.sqrt(n)
+
+
+def test_linear_step_without_slope_spread_has_one_slope_despite_the_bound_spread():
+    """``gamma_dtod = 0`` with mean-bound reference: every cell has exactly the nominal slope
+    (up to rounding), whatever its drawn bounds; with ``mean_bound_reference=False`` the slope
+    follows the cell's own bound, ``gamma w_max / w_max_ij`` in nominal units."""
+    dev = _ls_spread_device(gamma_up_dtod=0.0, gamma_down_dtod=0.0)
+    up, down, _ = linear_step_factors(dev, (12, 12), 0.25)
+    np.testing.assert_allclose(up[np.isfinite(up)], 0.3, rtol=1e-9)
+    np.testing.assert_allclose(down[np.isfinite(down)], 0.2, rtol=1e-9)
+    own = _ls_spread_device(gamma_up_dtod=0.0, gamma_down_dtod=0.0, mean_bound_reference=False)
+    up, down, cells = linear_step_factors(own, (12, 12), 0.25)
+    ok = np.isfinite(up)
+    np.testing.assert_allclose(up[ok], 0.3 * 1.0 / cells.w_max[ok], rtol=1e-9)
+    ok = np.isfinite(down)
+    np.testing.assert_allclose(down[ok], 0.2 * -1.0 / cells.w_min[ok], rtol=1e-9)
+
+
+def test_state_without_slope_factors_restores_with_the_tiles_own():
+    """A state saved before LinearStep cells carried their slope factors loads into a tile of the
+    same configuration and seed, which keeps its own factors: the next update equals the
+    original tile's bit for bit."""
+    dev = _ls_spread_device(gamma_up_dtod=0.05, gamma_down_dtod=0.05, dw_min_std=0.3)
+    rng = np.random.default_rng(2)
+    x, d = rng.uniform(-1, 1, (3, 5)), rng.uniform(-1, 1, (3, 4))
+    a = Crossbar(4, 5, device=dev, seed=6)
+    a.update(x, d, 0.05)
+    state = a.state_dict()
+    for name in ("gamma_up", "gamma_down"):
+        del state["cells"][name]
+    b = Crossbar(4, 5, device=dev, seed=6)
+    b.load_state_dict(state)
+    a.update(x, d, 0.05)
+    b.update(x, d, 0.05)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    np.testing.assert_array_equal(a.cells.gamma_up, b.cells.gamma_up)
