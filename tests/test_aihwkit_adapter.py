@@ -123,6 +123,18 @@ def test_nominal_configs_follow_the_rpu_config(aihwkit):
     assert cfg.device.construction_seed == 0  # the tile got a copy; the caller's config is untouched
 
 
+def test_nominal_linear_step_carries_the_slope_spread(aihwkit):
+    from aihwkit.simulator.configs import LinearStepDevice
+
+    from progsim.inference.aihwkit_adapter import nominal_device
+
+    dev = nominal_device(LinearStepDevice(gamma_up=0.2, gamma_down=0.3, gamma_up_dtod=0.07, gamma_down_dtod=0.02,
+                                          mean_bound_reference=False))
+    assert isinstance(dev, progsim.devices.LinearStep)
+    assert (dev.gamma_up, dev.gamma_down, dev.gamma_up_dtod, dev.gamma_down_dtod) == (0.2, 0.3, 0.07, 0.02)
+    assert dev.mean_bound_reference is False
+
+
 def test_aihwkit_update_moves_weights_along_minus_lr_d_x(aihwkit):
     # many one-sample cycles of the same (x, d): the pulsed change averages to -n lr d x^T
     rng = np.random.default_rng(3)

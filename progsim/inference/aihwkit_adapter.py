@@ -48,7 +48,8 @@ from progsim.periphery import IO
 _DEVICES = {  # aihwkit device class -> progsim device class and its extra shape fields
     "IdealDevice": (_devices.Ideal, ()),
     "ConstantStepDevice": (_devices.ConstantStep, ()),
-    "LinearStepDevice": (_devices.LinearStep, ("gamma_up", "gamma_down")),
+    "LinearStepDevice": (_devices.LinearStep, ("gamma_up", "gamma_down", "gamma_up_dtod", "gamma_down_dtod",
+                                             "mean_bound_reference")),
     "SoftBoundsDevice": (_devices.SoftBounds, ()),
     "ExpStepDevice": (_devices.ExpStep, ("A_up", "A_down", "gamma_up", "gamma_down", "a", "b")),
     "PowStepDevice": (_devices.PowStep, ("pow_gamma",)),
@@ -74,7 +75,7 @@ def nominal_device(aihw_device):
     if name == "PowStepDevice":
         extra_kw = {"gamma": float(aihw_device.pow_gamma)}
     else:
-        extra_kw = {f: float(getattr(aihw_device, f)) for f in extra}
+        extra_kw = {f: (bool if f == "mean_bound_reference" else float)(getattr(aihw_device, f)) for f in extra}
     fields = {f: float(getattr(aihw_device, f)) for f in _COMMON if hasattr(aihw_device, f)}
     return cls(**fields, **extra_kw)
 
