@@ -69,19 +69,6 @@ class KernelCfg(NamedTuple):
     lr_sign: float  # sign of the learning rate
 
 
-class Cells(NamedTuple):
-    """The per-cell arrays a disturb reads and writes (``w`` hidden, ``wa`` apparent weights)."""
-
-    w: np.ndarray
-    wa: np.ndarray
-    dw_up: np.ndarray
-    dw_down: np.ndarray
-    w_max: np.ndarray
-    w_min: np.ndarray
-    gamma_up: np.ndarray
-    gamma_down: np.ndarray
-
-
 @jit
 def _clip(w, w_max, w_min):
     if w > w_max:
@@ -356,6 +343,16 @@ def _totals(counts):
     return n_full, n_half
 
 
+@jit
+def _stochastic_setup(w, lr, key, counter0, dw_min, dw_min_std, write_noise_std, strength, prob, hs):
+    """What both one-call Stochastic kernels build besides their cycles before the row loop:
+    the kernel configuration, the per-row counts and the stream state and buffer."""
+    lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
+    cfg = KernelCfg(False, hs, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
+    counts = np.zeros((w.shape[0], 2), dtype=np.int64)
+    return cfg, counts, np.empty(2, dtype=np.uint64), np.empty(_rng.NBUF)
+
+
 def _make_stochastic_fast(model):
     def kernel(w, wa, cells, dev_p, x, d, lr, key, counter, dw_min, bl, update_management, bl_management,
                dw_min_std, write_noise_std, strength, prob):
@@ -363,11 +360,8 @@ def _make_stochastic_fast(model):
             return False, 0, 0
         counter0 = np.uint64(counter)
         cyc = _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, bl_management, False)
-        lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
-        cfg = KernelCfg(False, MODE_NONE, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
-        counts = np.zeros((w.shape[0], 2), dtype=np.int64)
-        st = np.empty(2, dtype=np.uint64)
-        buf = np.empty(_rng.NBUF)
+        cfg, counts, st, buf = _stochastic_setup(w, lr, key, counter0, dw_min, dw_min_std, write_noise_std, strength,
+                                                 prob, MODE_NONE)
         for i in range(w.shape[0]):
             _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf)
         n_full, n_half = _totals(counts)
@@ -382,11 +376,8 @@ def _make_stochastic_general(model, hs):
             return False, 0, 0
         counter0 = np.uint64(counter)
         cyc = _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, bl_management, True)
-        lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
-        cfg = KernelCfg(False, hs, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
-        counts = np.zeros((w.shape[0], 2), dtype=np.int64)
-        st = np.empty(2, dtype=np.uint64)
-        buf = np.empty(_rng.NBUF)
+        cfg, counts, st, buf = _stochastic_setup(w, lr, key, counter0, dw_min, dw_min_std, write_noise_std, strength,
+                                                 prob, hs)
         touched = np.zeros(w.shape[1], dtype=np.bool_)
         for i in range(w.shape[0]):
             _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touched)
@@ -416,15 +407,16 @@ def stochastic_update(model: int, half_select: int):
 
 
 @jit
-def _disturb_block(c, model, dev_p, rows, cols, skip_i, skip_j, up, cfg, st, buf):
-    """Disturb every cell of ``rows x cols`` (ranges) of the arrays ``c`` (:class:`Cells`)
-    except row ``skip_i`` and column ``skip_j``, in row-major order, each with probability
+def _disturb_block(w, wa, cells, model, dev_p, rows, cols, skip_i, skip_j, up, cfg, st, buf):
+    """Disturb every cell of ``rows x cols`` (ranges) of the hidden and apparent weights ``w``,
+    ``wa`` (per-cell parameters ``cells``, a :class:`~progsim.devices.CellParams`) except row
+    ``skip_i`` and column ``skip_j``, in row-major order, each with probability
     ``cfg.prob`` by ``cfg.strength`` steps in direction ``up``; returns the number disturbed.
     A flat loop body that reads the normals with ``_rng.refill``/``_rng.take``, so that numba
     does not reference-count the arrays per disturb. Not inlined: compiled once (``model`` a
     runtime code here) and shared by the three calls of every single-pulse kernel."""
-    w, wa, wmx, wmn = c.w, c.wa, c.w_max, c.w_min
-    dw_a = c.dw_up if up else c.dw_down
+    wmx, wmn = cells.w_max, cells.w_min
+    dw_a = cells.dw_up if up else cells.dw_down
     strength, prob, std = cfg.strength, cfg.prob, cfg.dw_min_std
     wn = cfg.write_noise_std * cfg.dw_min
     sgn = 1.0 if up else -1.0
@@ -442,7 +434,7 @@ def _disturb_block(c, model, dev_p, rows, cols, skip_i, skip_j, up, cfg, st, buf
             wmin = wmn[ii, jj]
             wv = w[ii, jj]
             mag = device_step(model, wv, up, dw_a[ii, jj], wmax, wmin, dev_p,
-                              cell_consts(model, c, ii, jj, wmax, wmin, dev_p)) * strength
+                              cell_consts(model, cells, ii, jj, wmax, wmin, dev_p)) * strength
             if std > 0.0:
                 if st[1] >= nbuf:
                     _rng.refill(st, buf)
@@ -462,7 +454,6 @@ def _make_single(model):
         rows, cols = w.shape
         st = np.empty(2, dtype=np.uint64)
         buf = np.empty(_rng.NBUF)
-        c = Cells(w, wa, cells.dw_up, cells.dw_down, cells.w_max, cells.w_min, cells.gamma_up, cells.gamma_down)
         hs = cfg.half_select
         std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
         nsingle = 0
@@ -475,9 +466,9 @@ def _make_single(model):
             j = cols_idx[s]
             up = m > 0
             _rng.seed_buffered(st, cfg.key, cfg.counter0, _rng.DOMAIN_SINGLE, s)
-            wmax, wmin = c.w_max[i, j], c.w_min[i, j]
-            dw = c.dw_up[i, j] if up else c.dw_down[i, j]
-            kc = cell_consts(model, c, i, j, wmax, wmin, dev_p)
+            wmax, wmin = cells.w_max[i, j], cells.w_min[i, j]
+            dw = cells.dw_up[i, j] if up else cells.dw_down[i, j]
+            kc = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
             for _ in range(abs(m)):
                 mag = device_step(model, w[i, j], up, dw, wmax, wmin, dev_p, kc)
                 if std > 0.0:
@@ -489,10 +480,13 @@ def _make_single(model):
                 nsingle += 1
                 if hs == MODE_NONE:
                     continue
-                nhalf += _disturb_block(c, model, dev_p, range(i, i + 1), range(cols), -1, j, up, cfg, st, buf)
-                nhalf += _disturb_block(c, model, dev_p, range(rows), range(j, j + 1), i, -1, up, cfg, st, buf)
+                nhalf += _disturb_block(w, wa, cells, model, dev_p, range(i, i + 1), range(cols), -1, j, up, cfg, st,
+                                        buf)
+                nhalf += _disturb_block(w, wa, cells, model, dev_p, range(rows), range(j, j + 1), i, -1, up, cfg, st,
+                                        buf)
                 if hs == MODE_V3:
-                    nhalf += _disturb_block(c, model, dev_p, range(rows), range(cols), i, j, not up, cfg, st, buf)
+                    nhalf += _disturb_block(w, wa, cells, model, dev_p, range(rows), range(cols), i, j, not up, cfg,
+                                            st, buf)
         counts[0] = nsingle
         counts[1] = nhalf
     return kernel

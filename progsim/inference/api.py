@@ -19,9 +19,10 @@ from progsim import devices as _devices
 from progsim.crossbar import Crossbar
 from progsim.inference.config import InferenceConfig
 from progsim.inference.noise import NoiseModel, PCMLikeNoise, ReRAMLikeNoise, _check_time, as_generator
-from progsim.inference.tile import InferenceTile, omega_scale
-from progsim.nn.base import AnalogModule
+from progsim.inference.tile import InferenceTile
+from progsim.nn.base import AnalogModule, omega_scale
 from progsim.programming import program
+from progsim.programming.metrics import err_fro
 
 
 def _layers(model, owner: str):
@@ -29,11 +30,6 @@ def _layers(model, owner: str):
         raise TypeError(f"The 'model' parameter of {owner} must be a torch.nn.Module. "
                         f"Got {type(model).__name__} instead.")
     return [(name, m) for name, m in model.named_modules() if isinstance(m, AnalogModule)]
-
-
-def _err(w: np.ndarray, target: np.ndarray) -> float:
-    norm = np.linalg.norm(target)
-    return float(np.linalg.norm(w - target) / norm) if norm > 0 else float(np.linalg.norm(w))
 
 
 def _program_layer(layer, algorithm, gen: np.random.Generator, options: dict) -> dict:
@@ -45,7 +41,7 @@ def _program_layer(layer, algorithm, gen: np.random.Generator, options: dict) ->
     nm = cfg.noise_model
     if algorithm is None:
         state = nm.program(m, gen)
-        row = {"algorithm": "statistical", "err_fro": _err(state.weights, m)}
+        row = {"algorithm": "statistical", "err_fro": err_fro(state.weights, m)}
     else:
         seed = int(gen.integers(0, 2**31 - 1))
         dev = cfg.device
@@ -60,7 +56,7 @@ def _program_layer(layer, algorithm, gen: np.random.Generator, options: dict) ->
         final = result.final
         row = {"algorithm": result.algorithm, "seed": seed, "scale": scale, "stop": result.stop,
                "iterations": int(final["iteration"]), "err_fro_crossbar": float(final["err_fro"]),
-               "err_fro": _err(state.weights, m)}
+               "err_fro": err_fro(state.weights, m)}
         row.update({k: float(final[k]) for k in ("update_cycles", "pulses_full", "pulses_half", "pulses_single",
                                                   "reads") if k in final.index})
     tile.set_programmed(state, m, alpha)

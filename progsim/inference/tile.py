@@ -42,6 +42,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from progsim.inference.compensation import GlobalDriftCompensation
 from progsim.inference.config import InferenceConfig
 from progsim.inference.noise import ProgrammedState
+from progsim.nn.base import omega_scale
 from progsim.periphery import io_params, mvm
 
 # weight parameter id -> its inference layer, for the optimiser hook
@@ -61,12 +62,6 @@ def _clip_after_step(optimizer, args, kwargs) -> None:
 def _install_hook() -> None:
     if not _HOOK:
         _HOOK.append(register_optimizer_step_post_hook(_clip_after_step))
-
-
-def omega_scale(m: np.ndarray, omega: float) -> float:
-    """``alpha = max|M| / omega`` (1 when ``omega`` is 0 or ``M`` is all zero)."""
-    peak = float(np.abs(m).max()) if m.size else 0.0
-    return peak / omega if omega > 0 and peak > 0 else 1.0
 
 
 class _InferenceMVM(torch.autograd.Function):

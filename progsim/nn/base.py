@@ -68,6 +68,13 @@ def _tile_threads(tile):
     return contextlib.nullcontext()
 
 
+def omega_scale(m: np.ndarray, omega: float) -> float:
+    """The digital scale ``alpha = max|M| / omega`` that maps a layer's matrix onto ``omega``
+    device units (1 when ``omega`` is 0 or ``M`` is all zero)."""
+    peak = float(np.abs(m).max()) if m.size else 0.0
+    return peak / omega if omega > 0 and peak > 0 else 1.0
+
+
 def analog_layer_of(p: torch.Tensor):
     """The analog layer whose ``weight`` is ``p`` (None for a digital parameter)."""
     layer = _LAYERS.get(id(p))
@@ -238,9 +245,7 @@ class AnalogModule(nn.Module):
                     self.bias.copy_(b)
             self.tile.reset()
             return
-        omega = self.config.weight_scaling_omega
-        peak = float(np.abs(m).max()) if m.size else 0.0
-        self.alpha = peak / omega if omega > 0 and peak > 0 else 1.0
+        self.alpha = omega_scale(m, self.config.weight_scaling_omega)
         self.tile.set_weights(m / self.alpha)
         self._sync()
 

@@ -28,6 +28,11 @@ def _nonzero(v: float) -> float:
     return float(v) or 1.0
 
 
+def err_fro(w: np.ndarray, target: np.ndarray) -> float:
+    """``||W - T||_F / ||T||_F`` (absolute when ``T`` is zero), the runner's ``err_fro``."""
+    return float(np.linalg.norm(w - target) / _nonzero(np.linalg.norm(target)))
+
+
 def bounds_floor(tile, target: np.ndarray) -> float:
     """``err_floor`` from the tile's per-cell bounds (``tile.cells.w_min``/``w_max``; NaN without)."""
     cells = getattr(tile, "cells", None)
@@ -35,7 +40,7 @@ def bounds_floor(tile, target: np.ndarray) -> float:
     if w_min is None or w_max is None:
         return math.nan
     best = np.clip(target, np.asarray(w_min, dtype=np.float64), np.asarray(w_max, dtype=np.float64))
-    return float(np.linalg.norm(best - target) / _nonzero(np.linalg.norm(target)))
+    return err_fro(best, target)
 
 
 def cost_floors(tile, delta: np.ndarray) -> tuple[float, float]:
