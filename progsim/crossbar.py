@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from progsim import _kernels, devices, pulses as _pulses
-from progsim._config import use_parallel
+from progsim._config import entry_point, use_parallel
 from progsim._validate import check_array, param_error
 from progsim.halfselect import MODE_NONE, HalfSelect
 from progsim.periphery import IO, io_params, mvm
@@ -97,6 +97,7 @@ class Crossbar:
         self._counters = dict.fromkeys(COUNTER_NAMES, 0)
         self._warned_resolution = False  # see _warn_below_resolution
         self._short = self._short_update()
+        self._short_entry = None  # the short kernel's compiled entry, after its first call
 
     # ------------------------------------------------------------------ state
 
@@ -229,7 +230,11 @@ class Crossbar:
     def _update_short(self, x, d, lr) -> bool:
         """The common call (float64 C-contiguous ``x`` and ``d`` of matching shapes, a float ``lr``,
         a Stochastic tile below the parallel size) in one compiled call; False when the call is
-        not of that kind or holds a non-finite value, for :meth:`update` to check it in full."""
+        not of that kind or holds a non-finite value, for :meth:`update` to check it in full.
+
+        After the first call the kernel is called through its compiled entry point
+        (:func:`progsim._config.entry_point`), which needs exactly the argument types checked here:
+        2-d C-contiguous float64 ``x`` and ``d``, a float ``lr``."""
         if not (type(x) is np.ndarray and type(d) is np.ndarray and type(lr) is float and x.dtype == _F64
                 and d.dtype == _F64 and x.flags.c_contiguous and d.flags.c_contiguous and math.isfinite(lr)):
             return False
@@ -245,8 +250,13 @@ class Crossbar:
         if nb == 0 or use_parallel(self._w.size * nb):
             return False
         kernel, scalars = self._short
-        finite, n_full, n_half = kernel(self._w, self._wa, self._cells, self._shape_params, x, d, lr, self._key,
-                                        self._counter, *scalars)
+        args = (self._w, self._wa, self._cells, self._shape_params, x, d, lr, self._key, self._counter, *scalars)
+        entry = self._short_entry
+        if entry is None:
+            finite, n_full, n_half = kernel(*args)
+            self._short_entry = entry_point(kernel, args)
+        else:
+            finite, n_full, n_half = entry(*args)
         if not finite:
             return False
         c = self._counters

@@ -10,9 +10,14 @@ order for every framework, in one run:
 * ``aihwkit``: aihwkit's ``convert_to_analog`` with ``SingleRPUConfig(device=ConstantStepDevice())``
   and its ``AnalogSGD``, when aihwkit imports (skipped otherwise).
 
-Seconds per epoch: the median over the epochs of the wall-clock time (training only; the test
-pass is outside the timing), and beside it the process CPU seconds (the steadier figure on a
-shared machine; with several threads it sums them). Threads: ``--threads`` sets torch's, numba's and BLAS's thread counts (set before
+Seeds: each framework trains ``--seeds`` times (seeds ``--seed``, ``--seed + 1``, ...: torch's
+initial weights, the data order and progsim's tile streams; aihwkit seeds its own device noise
+from the clock). Seconds per epoch: the median over every epoch of every seed of the wall-clock
+time (training only; the test pass is outside the timing), and beside it the process CPU
+seconds (the steadier figure on a shared machine; with several threads it sums them). Test
+accuracy: the mean over the seeds, with its standard deviation across them and the standard
+error of the mean (``std / sqrt(seeds)``); two frameworks' accuracies differ beyond chance when
+their difference exceeds about twice the root sum of squares of their standard errors. Threads: ``--threads`` sets torch's, numba's and BLAS's thread counts (set before
 numpy loads). ``--omp-wait-policy passive`` sets ``OMP_WAIT_POLICY`` before torch loads its
 OpenMP runtime (``default`` leaves the environment as it is): idle OpenMP workers then sleep
 instead of spinning, which matters on a machine shared with other processes. Prints one table
@@ -57,16 +62,16 @@ import _digits  # noqa: E402
 from progsim.nn import AnalogSGD, TileConfig, convert_to_analog  # noqa: E402
 
 
-def build_torch(model):
+def build_torch(model, seed):
     return model, torch.optim.SGD(model.parameters(), lr=LR)
 
 
-def build_progsim(model):
-    analog = convert_to_analog(model, TileConfig(), seed=0)
+def build_progsim(model, seed):
+    analog = convert_to_analog(model, TileConfig(), seed=seed)
     return analog, AnalogSGD(analog.parameters(), lr=LR)
 
 
-def build_aihwkit(model):
+def build_aihwkit(model, seed):
     from aihwkit.nn.conversion import convert_to_analog as aihwkit_convert
     from aihwkit.optim import AnalogSGD as AihwkitSGD
     from aihwkit.simulator.configs import ConstantStepDevice, SingleRPUConfig
@@ -95,7 +100,8 @@ def main(argv=None):
     ap.add_argument("out", type=Path)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the first seed")
+    ap.add_argument("--seeds", type=int, default=5, help="training runs per framework and model")
     ap.add_argument("--omp-wait-policy", choices=["default", "passive", "active"], default="default",
                     help="OMP_WAIT_POLICY for torch's and numba's OpenMP workers (default: the environment's)")
     ap.add_argument("--models", nargs="+", default=list(_digits.MODELS), choices=list(_digits.MODELS))
@@ -108,22 +114,33 @@ def main(argv=None):
     if version is None:
         print("aihwkit is not importable: its rows are skipped")
     rows = []
+    if args.seeds < 1:
+        ap.error(f"--seeds must be >= 1. Got {args.seeds} instead.")
     for model_name in args.models:
         for fw in frameworks:
-            torch.manual_seed(args.seed)
-            model, opt = FRAMEWORKS[fw](_digits.MODELS[model_name]())
-            seconds, cpu = _digits.train(model, opt, data, epochs=args.epochs, seed=args.seed)
+            seconds, cpu, acc = [], [], []
+            for seed in range(args.seed, args.seed + args.seeds):
+                torch.manual_seed(seed)
+                model, opt = FRAMEWORKS[fw](_digits.MODELS[model_name](), seed)
+                wall_s, cpu_s = _digits.train(model, opt, data, epochs=args.epochs, seed=seed)
+                seconds += wall_s
+                cpu += cpu_s
+                acc.append(_digits.accuracy(model, data[2], data[3]))
             rows.append({"model": model_name, "framework": fw, "version": version if fw == "aihwkit" else "",
                          "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-                         "epochs": args.epochs,
+                         "epochs": args.epochs, "seeds": args.seeds,
                          "s_per_epoch": float(np.median(seconds)), "first_epoch_s": seconds[0],
                          "cpu_s_per_epoch": float(np.median(cpu)),
-                         "test_accuracy": _digits.accuracy(model, data[2], data[3])})
-            print(f"{model_name:4s} {fw:8s} {rows[-1]['s_per_epoch']:.3f} s/epoch (cpu {rows[-1]['cpu_s_per_epoch']:.3f})  "
-                  f"accuracy {rows[-1]['test_accuracy']:.3f}", flush=True)
+                         "test_accuracy": float(np.mean(acc)),
+                         "accuracy_std": float(np.std(acc, ddof=1)) if len(acc) > 1 else float("nan"),
+                         "accuracy_sem": float(np.std(acc, ddof=1) / np.sqrt(len(acc))) if len(acc) > 1 else float("nan")})
+            r = rows[-1]
+            print(f"{model_name:4s} {fw:8s} {r['s_per_epoch']:.3f} s/epoch (cpu {r['cpu_s_per_epoch']:.3f})  "
+                  f"accuracy {r['test_accuracy']:.4f} +- {r['accuracy_sem']:.4f} (sem, {args.seeds} seeds)", flush=True)
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "bench_nn.csv", index=False)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return table
 
 
 if __name__ == "__main__":

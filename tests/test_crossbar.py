@@ -299,3 +299,24 @@ def test_update_below_the_device_resolution_warns_once(kind):
         kind_big = Crossbar(8, 8, device=devices.preset("pcm"), pulses=kind(), seed=0)
         kind_big.update(x, d, 1.0)  # large enough to pulse: no warning
     assert stochastic.counters["pulses_full"] > 0 and kind_big.counters["pulses_full"] > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_short_update_entry_point_takes_the_two_step_paths_bits(rng, dtype):
+    """A small Stochastic tile's update runs one compiled call, through numba's dispatcher on the
+    first call and its compiled entry point after; inputs of other kinds (float32, 1-d, Fortran
+    order, a Python-int lr) take the validated path. Every call must leave the bits of the
+    two-step path (make_cycles, then pulsed_update) that a tile without the short call takes."""
+    dev = devices.ConstantStep(write_noise_std=0.5)
+    short, steps = (Crossbar(6, 5, device=dev, dtype=dtype, seed=4) for _ in range(2))
+    steps._short = None  # the reference: every update through make_cycles and pulsed_update
+    x, d = rng.uniform(-1, 1, (3, 5)), rng.uniform(-1, 1, (3, 6))
+    calls = [(x, d, 0.3), (x[0], d[0], 0.3), (x.astype(np.float32), d, 0.3), (np.asfortranarray(x), d, 0.3),
+             (x, d, 1), (x, d, -0.2), (x[1], d[1], 0.5)]
+    for xi, di, lr in calls:
+        short.update(xi, di, lr)
+        steps.update(xi, di, lr)
+        np.testing.assert_array_equal(short.hidden_weights, steps.hidden_weights)
+        np.testing.assert_array_equal(short.weights, steps.weights)
+        assert short.counters == steps.counters
+    assert short._short_entry is not None and short.counters["pulses_full"] > 0

@@ -224,6 +224,33 @@ def _check_converted(digital, analog, x, n_analog, atol=1e-10):
     np.testing.assert_allclose(ya.numpy(), yd.numpy(), atol=atol)
 
 
+GEOMETRIES = [(AnalogConv2d, nn.Conv2d, dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2)), (7, 6)),
+              (AnalogConv2d, nn.Conv2d, dict(kernel_size=1), (3, 4)),
+              (AnalogConv2d, nn.Conv2d, dict(kernel_size=2, stride=(2, 3), padding=1), (5, 7)),
+              (AnalogConv1d, nn.Conv1d, dict(kernel_size=3, stride=2, padding=2, dilation=2), (9,))]
+
+
+@pytest.mark.parametrize("cls,ref_cls,kw,spatial", GEOMETRIES, ids=["conv2d", "conv2d-1x1", "conv2d-apart", "conv1d"])
+def test_unfolded_convolution_with_digital_bias_matches_torch(cls, ref_cls, kw, spatial):
+    # The layer cuts its patches and folds their gradients back in NumPy: with a perfect
+    # periphery its output, input gradient and bias gradient must be torch's own convolution's
+    # (float64: to rounding), for strides, padding and dilation that make windows overlap.
+    torch.manual_seed(1)
+    ref = ref_cls(3, 4, **kw).double()
+    layer = cls.from_digital(ref, IDEAL, seed=0).double()
+    x = torch.randn(2, 3, *spatial, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    y_ref, y = ref(x), layer(x2)
+    np.testing.assert_allclose(y.detach().numpy(), y_ref.detach().numpy(), atol=1e-12)
+    dy = torch.randn_like(y_ref)
+    y_ref.backward(dy)
+    y.backward(dy)
+    np.testing.assert_allclose(x2.grad.numpy(), x.grad.numpy(), atol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad.numpy(), ref.bias.grad.numpy(), atol=1e-12)
+    with torch.no_grad():  # the read without a graph takes the same path
+        np.testing.assert_allclose(layer(x2).numpy(), y_ref.detach().numpy(), atol=1e-12)
+
+
 def test_convert_mlp_cnn_lstm():
     torch.manual_seed(0)
     mlp = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2)).double()

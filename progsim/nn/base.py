@@ -127,29 +127,117 @@ def _mirror(param: torch.Tensor, values: np.ndarray) -> None:
         param.copy_(torch.from_numpy(np.ascontiguousarray(values)).reshape(param.shape))
 
 
+def _output(y: np.ndarray, bias, like: torch.Tensor, channel_axis: int) -> torch.Tensor:
+    """The tile output ``y`` (float64) as a tensor like ``like``, plus the digital ``bias``
+    (a tensor or None) along ``channel_axis``, added in the output's dtype as ``y + bias`` in
+    torch would (in place in NumPy for a CPU float32 or float64 output)."""
+    out = _like(y, like)
+    if bias is None:
+        return out
+    b = bias.detach()
+    shape = [1] * out.dim()
+    shape[channel_axis] = -1
+    if out.dtype in _NUMPY_DTYPES and out.is_cpu and b.is_cpu:
+        out.numpy()[...] += b.to(out.dtype).numpy().reshape(shape)
+        return out
+    return out + b.to(device=out.device, dtype=out.dtype).reshape(shape)
+
+
+def _bias_grad(dy: torch.Tensor, bias: torch.Tensor, channel_axis: int) -> torch.Tensor:
+    """The gradient of a digital bias added along ``channel_axis``: ``dy`` summed over the other axes."""
+    dims = [i for i in range(dy.dim()) if i != channel_axis]
+    return dy.sum(dim=dims).to(bias.dtype) if dims else dy.to(bias.dtype)
+
+
 class _TileMVM(torch.autograd.Function):
-    """``alpha * tile.forward(x)``; backward ``alpha * tile.backward(dy)``, recording ``(x, dy)``."""
+    """``alpha * tile.forward(x) (+ bias)`` for rows ``x`` of shape (n, tile_in_features);
+    backward ``alpha * tile.backward(dy)``, recording ``(x, dy)``, and ``dy`` summed for the bias."""
 
     @staticmethod
-    def forward(ctx, x, token, layer, record):
+    def forward(ctx, x, bias, token, layer, record):
         xin = layer._tile_input(x)
         ctx.layer, ctx.xin, ctx.record, ctx.seq = layer, xin, record, next(layer._seq)
-        return layer._read(xin, x)
+        ctx.saved_bias = bias
+        return _output(layer._read(xin), bias, x, 1)
 
     @staticmethod
     def backward(ctx, dy):
-        layer = ctx.layer
         d = _numpy(dy).astype(np.float64)
-        if ctx.record:
-            layer._pending.append((ctx.seq, ctx.xin, d))
-        dx = None
-        if ctx.needs_input_grad[0]:
-            with _tile_threads(layer.tile):
-                g = layer.tile.backward(d)
-            if layer.alpha != 1.0:
-                g *= layer.alpha
-            dx = _like(g[:, :layer.tile_in_features] if layer.analog_bias else g, dy)
-        return dx, None, None, None
+        g = ctx.layer._backward_rows(d, ctx)
+        dx = _like(g, dy) if g is not None else None
+        db = _bias_grad(dy, ctx.saved_bias, 1) if ctx.needs_input_grad[1] else None
+        return dx, db, None, None, None
+
+
+class _ConvTileMVM(torch.autograd.Function):
+    """An unfolded convolution on the tile: ``x`` of shape (N, C, H, W) is cut into its patches
+    in NumPy (:func:`_im2col`; rows ordered sample by sample, positions row-major), read as
+    :class:`_TileMVM` reads rows, and returned as (N, out_channels, Ho, Wo) with the digital
+    bias added; backward reads ``dy`` back through the tile and folds the patch gradients onto
+    ``x`` (:func:`_col2im`). One autograd node per convolution: no torch unfold, layout copies
+    or bias addition in the graph."""
+
+    @staticmethod
+    def forward(ctx, x, bias, token, layer, record, geometry):
+        rows = _im2col(_numpy(x), *geometry)
+        xin = layer._tile_input_np(rows)
+        ctx.layer, ctx.xin, ctx.record, ctx.seq = layer, xin, record, next(layer._seq)
+        ctx.geometry, ctx.in_shape = geometry, tuple(x.shape)
+        ctx.saved_bias = bias
+        n, (ho, wo) = x.shape[0], geometry[4]
+        y = layer._read(xin).reshape(n, ho * wo, layer.out_features).transpose(0, 2, 1)
+        return _output(np.ascontiguousarray(y).reshape(n, layer.out_features, ho, wo), bias, x, 1)
+
+    @staticmethod
+    def backward(ctx, dy):
+        n, c_out = dy.shape[0], dy.shape[1]
+        d = np.ascontiguousarray(_numpy(dy).reshape(n, c_out, -1).transpose(0, 2, 1), dtype=np.float64)
+        g = ctx.layer._backward_rows(d.reshape(-1, c_out), ctx)
+        dx = _like(_col2im(g, ctx.in_shape, *ctx.geometry), dy) if g is not None else None
+        db = _bias_grad(dy, ctx.saved_bias, 1) if ctx.needs_input_grad[1] else None
+        return dx, db, None, None, None, None
+
+
+def _conv_slices(i, j, kernel, dilation, stride, out_hw):
+    """The input slices (after padding) that kernel tap ``(i, j)`` reads at every output position."""
+    r0, c0 = i * dilation[0], j * dilation[1]
+    return (slice(r0, r0 + stride[0] * (out_hw[0] - 1) + 1, stride[0]),
+            slice(c0, c0 + stride[1] * (out_hw[1] - 1) + 1, stride[1]))
+
+
+def _im2col(x, kernel, dilation, padding, stride, out_hw) -> np.ndarray:
+    """The patches of ``x`` (N, C, H, W) as float64 rows (N * Ho * Wo, C * kh * kw), the columns
+    ordered as ``torch.nn.functional.unfold``'s (channel, then kernel row, then kernel column)
+    and the rows sample by sample, output positions row-major; zero padding. One copy of a
+    strided view ``[n, ho, wo, c, i, j] -> x[n, c, ho * s0 + i * d0, wo * s1 + j * d1]``."""
+    n, c = x.shape[:2]
+    if padding[0] or padding[1]:
+        x = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
+    sn, sc, sh, sw = x.strides
+    view = np.lib.stride_tricks.as_strided(
+        x, (n, out_hw[0], out_hw[1], c, kernel[0], kernel[1]),
+        (sn, sh * stride[0], sw * stride[1], sc, sh * dilation[0], sw * dilation[1]), writeable=False)
+    return view.astype(np.float64).reshape(n * out_hw[0] * out_hw[1], c * kernel[0] * kernel[1])
+
+
+def _col2im(g, in_shape, kernel, dilation, padding, stride, out_hw) -> np.ndarray:
+    """The adjoint of :func:`_im2col`: rows of patch gradients ``g`` (N * Ho * Wo, C * kh * kw)
+    summed onto the input positions they were cut from, shape ``in_shape`` (N, C, H, W), float64."""
+    n, c, h, w = in_shape
+    gp = np.zeros((n, c, h + 2 * padding[0], w + 2 * padding[1]))
+    g6 = g.reshape(n, out_hw[0], out_hw[1], c, kernel[0], kernel[1])
+    if all(stride[a] >= dilation[a] * (kernel[a] - 1) + 1 or out_hw[a] == 1 for a in (0, 1)):
+        # windows that do not overlap: every input position takes at most one patch entry
+        sn, sc, sh, sw = gp.strides
+        view = np.lib.stride_tricks.as_strided(
+            gp, g6.shape, (sn, sh * stride[0], sw * stride[1], sc, sh * dilation[0], sw * dilation[1]))
+        view[...] = g6
+        return gp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            rs, cs = _conv_slices(i, j, kernel, dilation, stride, out_hw)
+            gp[:, :, rs, cs] += g6[..., i, j].transpose(0, 3, 1, 2)
+    return gp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
 
 
 class AnalogModule(nn.Module):
@@ -281,40 +369,90 @@ class AnalogModule(nn.Module):
     # ------------------------------------------------------------------ passes
 
     def _tile_input(self, x: torch.Tensor) -> np.ndarray:
-        x = _numpy(x)
+        return self._tile_input_np(_numpy(x), copy=True)
+
+    def _tile_input_np(self, x: np.ndarray, copy: bool = False) -> np.ndarray:
+        """Rows ``x`` (n, tile_in_features) as the tile's float64 input (a column of ones appended
+        for an analog bias); ``copy``: never a view of ``x`` (whose memory the caller may change
+        before the update reads the kept input)."""
         if not self.analog_bias:
-            return x.astype(np.float64)
+            return x.astype(np.float64, copy=copy)
         xin = np.empty((x.shape[0], x.shape[1] + 1))
         xin[:, :-1] = x
         xin[:, -1] = 1.0
         return xin
 
-    def _read(self, xin: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    def _read(self, xin: np.ndarray) -> np.ndarray:
+        """``alpha * tile.forward(xin)`` (or the drifted copy's evaluation read), float64 (n, out)."""
         if not xin.shape[0]:
-            return torch.zeros((0, self.out_features), device=like.device, dtype=like.dtype)
+            return np.zeros((0, self.out_features))
         if self.drift_tile is not None and not self.training:
-            return torch.from_numpy(self.drift_tile.read_eval(xin)).to(device=like.device, dtype=like.dtype)
+            return np.asarray(self.drift_tile.read_eval(xin), dtype=np.float64)
         with _tile_threads(self.tile):
             y = self.tile.forward(xin)
         if self.alpha != 1.0:
             y *= self.alpha
-        return _like(y, like)
+        return y
 
-    def _mvm(self, rows: torch.Tensor) -> torch.Tensor:
-        """``alpha * tile.forward(rows)`` for rows of shape (n, tile_in_features), differentiable."""
-        if not torch.is_floating_point(rows):
+    def _backward_rows(self, d: np.ndarray, ctx) -> np.ndarray | None:
+        """The backward of a recorded read: keeps ``(x, d)`` for the update when the read was
+        recorded and returns ``alpha * tile.backward(d)`` without the bias column (None when the
+        input needs no gradient)."""
+        if ctx.record:
+            self._pending.append((ctx.seq, ctx.xin, d))
+        if not ctx.needs_input_grad[0]:
+            return None
+        with _tile_threads(self.tile):
+            g = self.tile.backward(d)
+        if self.alpha != 1.0:
+            g *= self.alpha
+        return g[:, :self.tile_in_features] if self.analog_bias else g
+
+    def _digital_bias(self):
+        return None if self.bias is None or self.analog_bias else self.bias
+
+    def _check_float(self, x: torch.Tensor) -> None:
+        if not torch.is_floating_point(x):
             raise TypeError(f"The input of {type(self).__name__} must be a floating-point tensor. "
-                            f"Got dtype {rows.dtype} instead.")
-        if self._inference:
-            return self.tile.layer_forward(self, rows)
+                            f"Got dtype {x.dtype} instead.")
+
+    def _records(self, x: torch.Tensor):
+        """Whether a read of ``x`` goes through the autograd Function (gradients on, and training
+        or an input that needs a gradient), and whether it records its pair for the update."""
         if _LAYERS.get(id(self.weight)) is not self:  # a new weight Parameter (e.g. after load or copy)
             _LAYERS[id(self.weight)] = self
         record = self.training
-        if not torch.is_grad_enabled() or not (record or rows.requires_grad):
-            return self._read(self._tile_input(rows), rows)
-        return _TileMVM.apply(rows, self._token if record else None, self, record)
+        bias = self._digital_bias()
+        grad = torch.is_grad_enabled() and (record or x.requires_grad or (bias is not None and bias.requires_grad))
+        return grad, record
+
+    def _mvm(self, rows: torch.Tensor) -> torch.Tensor:
+        """``alpha * tile.forward(rows) + bias`` for rows of shape (n, tile_in_features), differentiable
+        in ``rows`` and the digital bias."""
+        self._check_float(rows)
+        if self._inference:
+            return self._add_bias(self.tile.layer_forward(self, rows), (-1,))
+        grad, record = self._records(rows)
+        bias = self._digital_bias()
+        if not grad:
+            return _output(self._read(self._tile_input(rows)), bias, rows, 1)
+        return _TileMVM.apply(rows, bias, self._token if record else None, self, record)
+
+    def _conv_mvm(self, x4: torch.Tensor, geometry) -> torch.Tensor:
+        """The unfolded convolution of ``x4`` (N, C, H, W) on the tile plus the digital bias, as
+        (N, out_channels, Ho, Wo); ``geometry`` is ``(kernel, dilation, padding, stride, out_hw)``,
+        each a pair."""
+        self._check_float(x4)
+        grad, record = self._records(x4)
+        if not grad:
+            n, (ho, wo) = x4.shape[0], geometry[4]
+            y = self._read(self._tile_input_np(_im2col(_numpy(x4), *geometry)))
+            y = np.ascontiguousarray(y.reshape(n, ho * wo, self.out_features).transpose(0, 2, 1))
+            return _output(y.reshape(n, self.out_features, ho, wo), self._digital_bias(), x4, 1)
+        return _ConvTileMVM.apply(x4, self._digital_bias(), self._token if record else None, self, record, geometry)
 
     def _add_bias(self, y: torch.Tensor, view) -> torch.Tensor:
+        """``y + bias`` in torch (the inference backend, whose read is a torch graph)."""
         if self.bias is None or self.analog_bias:
             return y
         b = self.bias if self.bias.dtype == y.dtype else self.bias.to(y.dtype)

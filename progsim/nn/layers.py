@@ -1,10 +1,13 @@
 """Analog layers: Linear, Conv1d, Conv2d (unfolded onto one crossbar) and a Sequential.
 
 Each is a ``torch.nn.Module`` with its parameters registered, ``reset_parameters`` and
-``extra_repr``; it holds one tile (see :mod:`progsim.nn.base`). A convolution is unfolded
-(``torch.nn.functional.unfold``): its kernel is a ``(out_channels, in_channels * prod(kernel))``
-crossbar and every output position of every sample is one read (and, in training, one update
-cycle), sample by sample, positions in row-major order.
+``extra_repr``; it holds one tile (see :mod:`progsim.nn.base`). A convolution is unfolded: its kernel is a
+``(out_channels, in_channels * prod(kernel))`` crossbar and every output position of every
+sample is one read (and, in training, one update cycle), sample by sample, positions in
+row-major order. The patches are cut in NumPy inside the layer's one autograd node
+(``progsim.nn.base._ConvTileMVM``), the columns in ``torch.nn.functional.unfold``'s order; an
+inference layer (``InferenceConfig``), whose read is a torch graph in its weight, unfolds with
+``F.unfold``.
 """
 
 from __future__ import annotations
@@ -70,10 +73,9 @@ class AnalogLinear(AnalogModule):
             raise ValueError(f"The input of AnalogLinear must be a tensor of shape (*, {self.in_features}). "
                              f"Got {shape} instead.")
         if x.dim() == 2:
-            return self._add_bias(self._mvm(x), (-1,))
+            return self._mvm(x)
         lead = x.shape[:-1]
-        y = self._mvm(x.reshape(-1, self.in_features))
-        return self._add_bias(y, (-1,)).reshape(*lead, self.out_features)
+        return self._mvm(x.reshape(-1, self.in_features)).reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
@@ -133,12 +135,15 @@ class _AnalogConvNd(AnalogModule):
         if min(out_hw) < 1:
             raise ValueError(f"The input of {type(self).__name__} is too small for the kernel: spatial shape "
                              f"{tuple(xb.shape[2:])} gives an output of {tuple(out_hw[2 - n:])}.")
-        size = x4.shape[0] * x4.shape[1] * math.prod(k) * math.prod(out_hw)  # elements of the unfolded input
-        cols = _unfold(x4, k, d, p, s, serial=size < SERIAL_CELLS)  # (N, K, L)
-        nb, kk, npos = cols.shape
-        y = self._mvm(cols.transpose(1, 2).reshape(nb * npos, kk))
-        y = y.reshape(nb, npos, self.out_channels).transpose(1, 2).reshape(nb, self.out_channels, *out_hw[2 - n:])
-        y = self._add_bias(y, (-1,) + (1,) * n)
+        if self._inference:  # the inference read is a torch graph in the weight: unfold in torch
+            size = x4.shape[0] * x4.shape[1] * math.prod(k) * math.prod(out_hw)  # elements of the unfolded input
+            cols = _unfold(x4, k, d, p, s, serial=size < SERIAL_CELLS)  # (N, K, L)
+            nb, kk, npos = cols.shape
+            y = self._mvm(cols.transpose(1, 2).reshape(nb * npos, kk))
+            y = y.reshape(nb, npos, self.out_channels).transpose(1, 2).reshape(nb, self.out_channels, *out_hw)
+        else:
+            y = self._conv_mvm(x4, (k, d, p, s, tuple(out_hw)))
+        y = y.reshape(y.shape[0], self.out_channels, *out_hw[2 - n:])
         return y[0] if single else y
 
     def extra_repr(self) -> str:
