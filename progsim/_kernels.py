@@ -252,14 +252,14 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf):
 def _make_fast(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
         for i in prange(w.shape[0]):
-            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(2, dtype=np.uint64), np.empty(_rng.NBUF))
+            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64), np.empty(_rng.NBUF))
     return kernel
 
 
 def _make_general(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
         for i in prange(w.shape[0]):
-            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(2, dtype=np.uint64),
+            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64),
                         np.empty(_rng.NBUF), np.zeros(w.shape[1], dtype=np.bool_))
     return kernel
 
@@ -350,7 +350,7 @@ def _stochastic_setup(w, lr, key, counter0, dw_min, dw_min_std, write_noise_std,
     lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
     cfg = KernelCfg(False, hs, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
     counts = np.zeros((w.shape[0], 2), dtype=np.int64)
-    return cfg, counts, np.empty(2, dtype=np.uint64), np.empty(_rng.NBUF)
+    return cfg, counts, np.empty(_rng.NST, dtype=np.uint64), np.empty(_rng.NBUF)
 
 
 def _make_stochastic_fast(model):
@@ -452,7 +452,7 @@ def _disturb_block(w, wa, cells, model, dev_p, rows, cols, skip_i, skip_j, up, c
 def _make_single(model):
     def kernel(w, wa, cells, dev_p, rows_idx, cols_idx, n, cfg, counts):
         rows, cols = w.shape
-        st = np.empty(2, dtype=np.uint64)
+        st = np.empty(_rng.NST, dtype=np.uint64)
         buf = np.empty(_rng.NBUF)
         hs = cfg.half_select
         std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
@@ -513,7 +513,7 @@ def ideal_with_device(w, wa, x, d, lr, w_max, w_min, cfg):
     nb = x.shape[0]
     rows, cols = w.shape
     wn = cfg.write_noise_std * cfg.dw_min
-    st = np.empty(2, dtype=np.uint64)
+    st = np.empty(_rng.NST, dtype=np.uint64)
     buf = np.empty(_rng.NBUF)
     for b in range(nb):
         for i in range(rows):

@@ -166,13 +166,19 @@ def normal(state):
 
 
 # Buffered normals. The kernels draw one normal per pulse. ``fill_normals`` runs the
-# ziggurat's fast path over a block of NBUF outputs at once, in a branch-free loop that LLVM
-# can vectorise (the rejection loop of a one-at-a-time draw keeps it from overlapping with
-# the cell's arithmetic), then finishes the ~1% of slots that missed it on the exact slow
-# path; the pulse loop reads the block back. A buffered
-# stream is a uint64 array ``st = [counter state, position in buf]`` and a float64 array
-# ``buf`` of NBUF.
+# ziggurat's fast path over a block of outputs at once, in a branch-free loop that LLVM can
+# vectorise (the rejection loop of a one-at-a-time draw keeps it from overlapping with the
+# cell's arithmetic), then finishes the ~1% of slots that missed it on the exact slow path;
+# the pulse loop reads the block back. A buffered stream is a uint64 array ``st`` of NST =
+# ``[fast-path counter state, position in buf, outputs drawn]`` and a float64 array ``buf``
+# of NBUF. Output ``k`` of a stream is a function of the stream and ``k`` alone: its fast-path
+# draw is the ``(k + 1)``-th SplitMix64 output, and a miss finishes on a sub-stream seeded by
+# that output. So the draws do not depend on the block sizes, and blocks grow with the draws
+# a stream has given (8, 8, 16, 32, then NBUF): a kernel that seeds a stream per row and
+# cycle and takes a few normals from it does not pay for NBUF.
 NBUF = 64
+NST = 3
+_FIRST_BLOCK = 8
 
 
 @jit(inline="always")
@@ -180,15 +186,17 @@ def seed_buffered(st, key, counter, domain, line):
     """Start the stream ``(key, counter, domain, line)`` in ``st`` with an empty buffer."""
     st[0] = stream_seed(key, counter, domain, line)
     st[1] = np.uint64(NBUF)
+    st[2] = np.uint64(0)
 
 
 @jit
-def _zig_finish(bits, s):
-    """A draw whose fast path missed, finished as :func:`_ziggurat_s` would: the slow path,
-    and a fresh draw if the wedge rejects; so every buffered slot is an exact, independent
-    standard normal. Scalars in and out (draw, new state), so that no array crosses this call
-    (see :func:`refill` on reference counting). Written as one loop so that the slow path
-    compiles once here."""
+def _zig_finish(bits):
+    """A draw whose fast path missed on the output ``bits``, finished as :func:`_ziggurat_s`
+    would: the slow path, and fresh draws while the wedge rejects, all from the sub-stream
+    seeded by ``bits``; so every buffered slot is an exact, independent standard normal. A
+    scalar in and out, so that no array crosses this call (see :func:`refill` on reference
+    counting). Written as one loop so that the slow path compiles once here."""
+    s = mix64(bits ^ _M1)
     x, ok, s = _zig_slow(bits, s)
     while not ok:
         s = s + _GOLDEN
@@ -196,28 +204,32 @@ def _zig_finish(bits, s):
         x, ok = _zig_fast(bits)
         if not ok:
             x, ok, s = _zig_slow(bits, s)
-    return x, s
+    return x
 
 
 @jit(inline="always")
 def fill_normals(st, buf):
-    """Refill ``buf`` with exact standard normals from the stream ``st`` and rewind the
-    position: the fast path over the next NBUF outputs in a branch-free (vectorised) pass that
-    marks its misses NaN, then the slow path for those."""
+    """Refill the tail of ``buf`` with the stream's next block of exact standard normals and
+    point the position at its first slot: the fast path over the block in a branch-free
+    (vectorised) pass that marks its misses NaN, then the slow path for those. The block holds
+    as many outputs as the stream has given so far, at least 8 and at most ``len(buf)``."""
     base = st[0]
-    n = buf.shape[0]
+    nbuf = buf.shape[0]
+    m = min(nbuf, max(_FIRST_BLOCK, np.int64(st[2])))
+    start = nbuf - m
+    blk = buf[start:]
     missed = 0
-    for k in range(n):
+    for k in range(m):
         x, ok = _zig_fast(mix64(base + np.uint64(k + 1) * _GOLDEN))
-        buf[k] = x if ok else np.nan
+        blk[k] = x if ok else np.nan
         missed += not ok
-    s = base + np.uint64(n) * _GOLDEN
     if missed:
-        for k in range(n):
-            if buf[k] != buf[k]:
-                buf[k], s = _zig_finish(mix64(base + np.uint64(k + 1) * _GOLDEN), s)
-    st[0] = s
-    st[1] = np.uint64(0)
+        for k in range(m):
+            if blk[k] != blk[k]:
+                blk[k] = _zig_finish(mix64(base + np.uint64(k + 1) * _GOLDEN))
+    st[0] = base + np.uint64(m) * _GOLDEN
+    st[1] = np.uint64(start)
+    st[2] = st[2] + np.uint64(m)
 
 
 @jit
