@@ -1,10 +1,11 @@
-"""Command line: ``progsim study [FILE.toml]`` and ``progsim plot RESULTS_DIR``.
+"""Command line: ``progsim study [FILE.toml]``, ``progsim plot RESULTS_DIR`` and ``progsim warmup``.
 
 ``progsim study`` runs a study file (or, without one, the embedded default GDP-vs-SVD
 study), resuming whatever an earlier run in the same ``--out`` directory finished, then
 writes the summary table and the convergence figure. ``progsim plot`` redraws them from
-a results directory. Exit status: 0, 1 when some trials failed, 2 for a bad study file
-or arguments.
+a results directory. ``progsim warmup`` compiles the kernels of common tile configurations
+into the package's numba cache (see :mod:`progsim._warmup`), once after installing. Exit
+status: 0, 1 when some trials failed, 2 for a bad study file or arguments.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+import time
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +32,19 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("results", type=pathlib.Path)
     plot.add_argument("--y", default="err_fro", help="error column (default err_fro)")
     plot.add_argument("--x", nargs="+", default=["iteration", "pulses_total", "reads"], help="cost axes")
+    warm = sub.add_parser("warmup", help="compile the kernels of common tile configurations into the numba cache")
+    warm.add_argument("--devices", nargs="+", default=None,
+                      help="device classes to compile for (default: ConstantStep SoftBounds; 'all': every class)")
     return parser
+
+
+def _warmup(args) -> int:
+    from progsim._warmup import DEFAULT_DEVICES, warmup
+
+    t0 = time.perf_counter()
+    steps = warmup(args.devices or DEFAULT_DEVICES, report=lambda what, s: print(f"{s:7.2f} s  {what}", flush=True))
+    print(f"{len(steps)} calls in {time.perf_counter() - t0:.1f} s; later processes load these kernels from the cache")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -38,6 +52,8 @@ def main(argv=None) -> int:
     from progsim.study import default_study, load_study, plot_results, run_study
 
     try:
+        if args.command == "warmup":
+            return _warmup(args)
         if args.command == "plot":
             plot_results(args.results, y=args.y, xs=tuple(args.x))
             print(f"wrote {args.results / 'summary.csv'}, summary.md, convergence.png")

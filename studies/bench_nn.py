@@ -105,13 +105,15 @@ def main(argv=None):
     ap.add_argument("--omp-wait-policy", choices=["default", "passive", "active"], default="default",
                     help="OMP_WAIT_POLICY for torch's and numba's OpenMP workers (default: the environment's)")
     ap.add_argument("--models", nargs="+", default=list(_digits.MODELS), choices=list(_digits.MODELS))
+    ap.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=list(FRAMEWORKS),
+                    help="which to run (aihwkit only where it imports)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     data = _digits.digits()
     version = aihwkit_available()
-    frameworks = [f for f in FRAMEWORKS if f != "aihwkit" or version is not None]
-    if version is None:
+    frameworks = [f for f in args.frameworks if f != "aihwkit" or version is not None]
+    if version is None and "aihwkit" in args.frameworks:
         print("aihwkit is not importable: its rows are skipped")
     rows = []
     if args.seeds < 1:

@@ -12,7 +12,9 @@ Four tables, printed and written as Parquet under ``--out``:
   (``NUMBA_CACHE_DIR`` a new temporary folder): import, first update, first forward, first
   single-device pulse, first V/2 update, first SoftBounds update, in that order (a later call
   reuses what an earlier one compiled, as in a user's first script); wall clock, and the
-  process's CPU seconds (``... cpu``), which other work on the machine inflates less.
+  process's CPU seconds (``... cpu``), which other work on the machine inflates less. A second
+  row repeats it in a fresh process after ``python -m progsim warmup`` (its own seconds in
+  ``warmup``) compiled into another empty cache, as after the README's set-up.
 * ``threshold``: per-call update time of the serial and the parallel kernel variant on two
   threads, batch 1, by tile size: where the parallel variant starts to win is
   ``progsim._config.SERIAL_BELOW``.
@@ -135,14 +137,26 @@ print(json.dumps(out))
 
 
 def compile_times():
-    """First-call seconds in a fresh interpreter with an empty numba cache (see the module docstring)."""
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        root = Path(__file__).resolve().parents[1]
-        env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
-        res = subprocess.run([sys.executable, "-c", _COLD], env=env, capture_output=True, text=True, check=True,
-                             cwd=root)
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    """First-call seconds in a fresh interpreter with an empty numba cache, then the same in a
+    fresh interpreter after ``python -m progsim warmup`` filled another empty cache (see the
+    module docstring): one row each, and the warm-up's own seconds."""
+    root = Path(__file__).resolve().parents[1]
+    rows = []
+    for warm in (False, True):
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+            row = {"cache": "after progsim warmup" if warm else "empty"}
+            if warm:
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "progsim", "warmup"], env=env, capture_output=True, text=True,
+                               check=True, cwd=root)
+                row["warmup"] = time.perf_counter() - t0
+            res = subprocess.run([sys.executable, "-c", _COLD], env=env, capture_output=True, text=True, check=True,
+                                 cwd=root)
+            row.update(json.loads(res.stdout.strip().splitlines()[-1]))
+            rows.append(row)
+    return rows
 
 
 def threshold_table(sizes, seconds):
@@ -219,7 +233,7 @@ def main(argv=None):
                tables["threshold"])
 
     if not args.no_compile:
-        tables["compile"] = pd.DataFrame([compile_times()])
+        tables["compile"] = pd.DataFrame(compile_times())
         _print("First calls in a fresh process, empty numba cache (seconds):", tables["compile"])
 
     tables["throughput"] = throughput_table(args, threads, peer)

@@ -26,3 +26,19 @@ def test_bench_update_writes_its_tables(tmp_path):
     assert len(per_call) == 2 * 3 and (per_call.ours_us > 0).all()
     assert set(zip(per_call.op, per_call.dtype)) == {("update", "float64"), ("forward", "float64"),
                                                      ("forward", "float32")}
+
+
+def test_bench_nn_trains_every_seed_and_reports_the_spread(tmp_path):
+    # One epoch of the digits MLP, two seeds, torch and progsim (aihwkit left out: its own
+    # tests cover it): one row per framework, the seeds' mean accuracy (above chance, 0.1, after
+    # one epoch at lr 0.1) and its standard error, which needs two seeds to exist.
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "studies" / "bench_nn.py"), str(tmp_path), "--epochs", "1",
+                    "--seeds", "2", "--threads", "1", "--models", "mlp", "--frameworks", "torch", "progsim"],
+                   check=True, capture_output=True, text=True, cwd=root)
+    table = pd.read_csv(tmp_path / "bench_nn.csv")
+    assert list(table.framework) == ["torch", "progsim"] and (table.seeds == 2).all()
+    assert (table.test_accuracy > 0.5).all() and (table.test_accuracy <= 1).all()
+    assert (table.accuracy_sem >= 0).all() and (table.s_per_epoch > 0).all()
+    assert (table.accuracy_sem * 2 ** 0.5 - table.accuracy_std).abs().max() < 1e-12  # sem = std / sqrt(2)

@@ -269,3 +269,25 @@ def test_cli_reports_a_bad_file_and_exits_2(tmp_path, capsys):
 def test_project_study_files_are_valid(path):
     study = load_study(path)
     assert study.trials() and study.name == path.stem
+
+
+def test_warmup_compiles_the_configured_kernels_and_rejects_unknown_devices(capsys):
+    from progsim.cli import main
+
+    # `progsim warmup` must leave compiled (hence cached) the one-call update of every
+    # half-selection mode, the general kernel that MeanCount takes and the single-pulse
+    # kernel of each device it names; an unknown device is a usage error that names it.
+    from progsim import _kernels, devices
+    from progsim.halfselect import MODE_NONE, MODE_V2, MODE_V3
+
+    assert main(["warmup", "--devices", "ConstantStep"]) == 0
+    out = capsys.readouterr().out
+    assert "ConstantStep v3 update (MeanCount)" in out and "read_weights" in out
+    model = devices.ConstantStep.model
+    for code in (MODE_NONE, MODE_V2, MODE_V3):
+        assert _kernels._KERNELS[("stochastic", model, code)].signatures
+    assert _kernels._KERNELS[("update", model, False, False)].signatures  # general, serial
+    assert _kernels._KERNELS[("single", model)].signatures
+    assert main(["warmup", "--devices", "Bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "'devices' parameter of warmup" in err and "Bogus" in err

@@ -143,10 +143,11 @@ def _output(y: np.ndarray, bias, like: torch.Tensor, channel_axis: int) -> torch
     return out + b.to(device=out.device, dtype=out.dtype).reshape(shape)
 
 
-def _bias_grad(dy: torch.Tensor, bias: torch.Tensor, channel_axis: int) -> torch.Tensor:
-    """The gradient of a digital bias added along ``channel_axis``: ``dy`` summed over the other axes."""
+def _bias_grad(dy: torch.Tensor, dtype, channel_axis: int) -> torch.Tensor:
+    """The gradient of a digital bias of ``dtype`` added along ``channel_axis``: ``dy`` summed
+    over the other axes."""
     dims = [i for i in range(dy.dim()) if i != channel_axis]
-    return dy.sum(dim=dims).to(bias.dtype) if dims else dy.to(bias.dtype)
+    return dy.sum(dim=dims).to(dtype)
 
 
 class _TileMVM(torch.autograd.Function):
@@ -157,7 +158,7 @@ class _TileMVM(torch.autograd.Function):
     def forward(ctx, x, bias, token, layer, record):
         xin = layer._tile_input(x)
         ctx.layer, ctx.xin, ctx.record, ctx.seq = layer, xin, record, next(layer._seq)
-        ctx.saved_bias = bias
+        ctx.bias_dtype = None if bias is None else bias.dtype
         return _output(layer._read(xin), bias, x, 1)
 
     @staticmethod
@@ -165,7 +166,7 @@ class _TileMVM(torch.autograd.Function):
         d = _numpy(dy).astype(np.float64)
         g = ctx.layer._backward_rows(d, ctx)
         dx = _like(g, dy) if g is not None else None
-        db = _bias_grad(dy, ctx.saved_bias, 1) if ctx.needs_input_grad[1] else None
+        db = _bias_grad(dy, ctx.bias_dtype, 1) if ctx.needs_input_grad[1] else None
         return dx, db, None, None, None
 
 
@@ -183,7 +184,7 @@ class _ConvTileMVM(torch.autograd.Function):
         xin = layer._tile_input_np(rows)
         ctx.layer, ctx.xin, ctx.record, ctx.seq = layer, xin, record, next(layer._seq)
         ctx.geometry, ctx.in_shape = geometry, tuple(x.shape)
-        ctx.saved_bias = bias
+        ctx.bias_dtype = None if bias is None else bias.dtype
         n, (ho, wo) = x.shape[0], geometry[4]
         y = layer._read(xin).reshape(n, ho * wo, layer.out_features).transpose(0, 2, 1)
         return _output(np.ascontiguousarray(y).reshape(n, layer.out_features, ho, wo), bias, x, 1)
@@ -194,7 +195,7 @@ class _ConvTileMVM(torch.autograd.Function):
         d = np.ascontiguousarray(_numpy(dy).reshape(n, c_out, -1).transpose(0, 2, 1), dtype=np.float64)
         g = ctx.layer._backward_rows(d.reshape(-1, c_out), ctx)
         dx = _like(_col2im(g, ctx.in_shape, *ctx.geometry), dy) if g is not None else None
-        db = _bias_grad(dy, ctx.saved_bias, 1) if ctx.needs_input_grad[1] else None
+        db = _bias_grad(dy, ctx.bias_dtype, 1) if ctx.needs_input_grad[1] else None
         return dx, db, None, None, None, None
 
 
