@@ -200,13 +200,15 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touche
 
 
 @jit(inline="always")
-def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf):
+def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, act, n_act):
     """Row ``i`` of the fast update kernel (stochastic trains, no half-selection): in each
     cycle every cell takes its coincidences ``row_bits & col_bits`` as full pulses, then the
     touched cells redraw their write noise. The arrays are unpacked from their named tuples
     and the pulse direction is a sign factor chosen once per cell, to keep the pulse loop
-    short. ``st``, ``buf``: a buffered stream's arrays, reseeded here."""
-    cols = w.shape[1]
+    short. ``st``, ``buf``: a buffered stream's arrays, reseeded here. ``act[b, :n_act[b]]``
+    lists, in order, the columns whose train fires in cycle ``b`` (:func:`_active_columns`):
+    the others cannot coincide, so the loops visit only these (the same cells in the same
+    order as a loop over every column, so the same draws)."""
     dwu_a, dwd_a, wmx_a, wmn_a = cells.dw_up, cells.dw_down, cells.w_max, cells.w_min
     col_bits, col_sign = cyc.col_bits, cyc.col_sign
     std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
@@ -218,7 +220,8 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf):
             continue
         _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
         up_sign = -cfg.lr_sign * cyc.row_sign[b, i]
-        for j in range(cols):
+        for q in range(n_act[b]):
+            j = act[b, q]
             full = rbits & col_bits[b, j]
             if full == _ZERO:
                 continue
@@ -240,7 +243,8 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf):
                 nfull += 1
             w[i, j] = wij
         if wn > 0.0:  # the draws of _write_noise_pass, through the same refill/take helpers
-            for j in range(cols):
+            for q in range(n_act[b]):
+                j = act[b, q]
                 if (rbits & col_bits[b, j]) != _ZERO:
                     if st[1] >= nbuf:
                         _rng.refill(st, buf)
@@ -249,10 +253,29 @@ def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf):
     counts[i, 1] = 0
 
 
+@jit
+def _active_columns(col_bits):
+    """``(act, n_act)``: ``act[b, :n_act[b]]`` are the columns ``j`` with ``col_bits[b, j] != 0``,
+    in increasing order (the rest of each row of ``act`` is unset)."""
+    nb, cols = col_bits.shape
+    act = np.empty((nb, cols), dtype=np.int64)
+    n_act = np.zeros(nb, dtype=np.int64)
+    for b in range(nb):
+        n = 0
+        for j in range(cols):
+            if col_bits[b, j] != _ZERO:
+                act[b, n] = j
+                n += 1
+        n_act[b] = n
+    return act, n_act
+
+
 def _make_fast(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
+        act, n_act = _active_columns(cyc.col_bits)
         for i in prange(w.shape[0]):
-            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64), np.empty(_rng.NBUF))
+            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64),
+                      np.empty(_rng.NBUF), act, n_act)
     return kernel
 
 
@@ -362,8 +385,9 @@ def _make_stochastic_fast(model):
         cyc = _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, bl_management, False)
         cfg, counts, st, buf = _stochastic_setup(w, lr, key, counter0, dw_min, dw_min_std, write_noise_std, strength,
                                                  prob, MODE_NONE)
+        act, n_act = _active_columns(cyc.col_bits)
         for i in range(w.shape[0]):
-            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf)
+            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, act, n_act)
         n_full, n_half = _totals(counts)
         return True, n_full, n_half
     return kernel
