@@ -160,6 +160,13 @@ class Crossbar:
         self._io_rng.bit_generator.state = state["io_rng"]
         self._key = np.uint64(state["key"])
 
+    def __getstate__(self) -> dict:
+        """The instance's attributes for pickling and copying, without the short kernel's
+        compiled entry point (not picklable; the next update finds it again)."""
+        state = self.__dict__.copy()
+        state["_short_entry"] = None
+        return state
+
     # ------------------------------------------------------------------ reads
 
     def _batch(self, v, name, size, method):

@@ -473,3 +473,33 @@ def test_half_precision_layers_read_and_mirror_in_their_dtype(dtype):
     assert x.grad.dtype == dtype
     AnalogSGD(layer.parameters(), lr=0.1).step()
     assert torch.equal(layer.weight, torch.from_numpy(layer.tile.weights).to(dtype))
+
+
+def test_whole_module_pickles_and_resumes_bit_identically():
+    # torch.save of the module itself (not its state_dict) pickles the tiles: after a copy
+    # through torch.save/torch.load and through copy.deepcopy, one more training step must
+    # give the original's weights exactly.
+    import copy
+    import io
+
+    torch.manual_seed(0)
+    model = AnalogSequential(AnalogLinear(5, 4, seed=1), nn.Tanh(), AnalogLinear(4, 3, seed=2))
+    x, y = torch.randn(6, 5), torch.randint(0, 3, (6,))
+
+    def step(m):
+        opt = AnalogSGD(m.parameters(), lr=0.2)
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+
+    step(model)
+    step(model)
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    twins = [torch.load(buf, weights_only=False), copy.deepcopy(model)]
+    step(model)
+    for twin in twins:
+        step(twin)
+        for a, b in zip(model.analog_modules(), twin.analog_modules()):
+            np.testing.assert_array_equal(a.tile.weights, b.tile.weights)
