@@ -177,11 +177,12 @@ def renamed(fn, name: str):
 
 def entry_point(kernel, args):
     """The compiled entry of the jitted ``kernel`` for the types of ``args``, after a call with
-    them has compiled it: a callable that skips numba's type dispatch (about 2 us of a
-    small call when an argument is a tuple of arrays). The caller must pass arguments of
-    exactly those types (same array dtype, ndim and layout) on every later call: the entry
-    unboxes them without checking. ``kernel`` itself when there is no such entry (the JIT
-    disabled, or a numba without per-signature entries)."""
+    them has compiled it: a callable that skips numba's type dispatch (which, for a tuple of
+    arrays among the arguments, goes through Python-level typing on every call). The caller
+    must pass arguments of exactly those types (same array dtype, ndim and layout) on every
+    later call: the entry unboxes them without checking. ``kernel`` itself when there is no
+    such entry (the JIT disabled, or a numba without per-signature entries). The entry is not
+    picklable: an object that keeps one leaves it out of its pickled state."""
     try:
         sig = tuple(kernel.typeof_pyval(a) for a in args)
         return kernel.overloads[sig].entry_point
