@@ -31,6 +31,7 @@ DOMAIN_ROW_TRAIN = np.uint64(1)
 DOMAIN_COL_TRAIN = np.uint64(2)
 DOMAIN_CELL = np.uint64(3)
 DOMAIN_SINGLE = np.uint64(4)
+DOMAIN_READ = np.uint64(5)  # the periphery's read noise (progsim.periphery)
 
 
 # The scalar helpers are plain ``@jit`` (LLVM inlines them): numba's inlining would re-type

@@ -22,10 +22,13 @@ A vector goes through, in order (all in the tile's normalised units):
 
 ``IO(is_perfect=True)`` gives the exact product. Defaults follow aihwkit's, so results compare.
 
-The pass runs in one compiled kernel (:func:`_analog_pass`): the noise of all vectors is
-drawn from the tile's ``numpy.random.Generator`` in one call before it (weight noise, then
-output noise, each of shape (batch, out)), the MVM is one BLAS product in the tile's dtype,
-and only the vectors that bound management repeats come back for a second draw and pass.
+The pass runs in one compiled kernel (:func:`_analog_pass`): the MVM is one BLAS product in
+the tile's dtype, and the noise comes from counter-based streams (:mod:`progsim._rng`) seeded
+by one raw 64-bit draw of the tile's ``numpy.random.Generator`` per pass: vector ``r`` of the
+pass draws from the stream ``(draw, 0, DOMAIN_READ, r)``, for each output in order its weight
+noise (if on), then its output noise (if on). So the generator's state (what a saved tile
+keeps) fixes every read, and the normals are drawn in the kernel, not by NumPy. Only the
+vectors that bound management repeats come back for another pass, with a fresh draw.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from progsim import _rng
 from progsim._config import jit
 from progsim._validate import Boolean, Interval, Options, param, validate_fields
 
@@ -66,6 +70,7 @@ class IO:
 
 
 # Index of each scalar in the float64 vector that io_params builds for _analog_pass.
+_ZERO = np.uint64(0)
 _NM, _INP_BOUND, _INP_STEP, _OUT_BOUND, _OUT_STEP, _W_NOISE, _OUT_NOISE, _BM_LIMIT, _N_NOISE = range(9)
 
 
@@ -97,12 +102,12 @@ def io_params(io: IO, backward: bool = False) -> np.ndarray:
 
 
 @jit
-def _analog_pass(w, x, rows, bm, z, p, out, again):
+def _analog_pass(w, x, rows, bm, key, p, out, again):
     """Read the vectors ``x[rows]`` through the periphery ``p`` at their bound-management
-    factors ``bm``, writing ``out[rows]``. ``z`` holds the standard normals of each listed
-    vector (``z[0]`` weight noise if on, then output noise if on), shape (k, len(rows), out).
-    Marks in ``again`` (one flag per listed vector) the vectors to read again, doubles their
-    ``bm``, and returns how many there are."""
+    factors ``bm``, writing ``out[rows]``. The noise of listed vector ``r`` comes from the
+    stream ``(key, 0, DOMAIN_READ, r)``: per output, in order, its weight noise (if on), then
+    its output noise (if on). Marks in ``again`` (one flag per listed vector) the vectors to
+    read again, doubles their ``bm``, and returns how many there are."""
     n_in = x.shape[1]
     n_out = w.shape[0]
     inp_bound, inp_step = p[_INP_BOUND], p[_INP_STEP]
@@ -132,8 +137,10 @@ def _analog_pass(w, x, rows, bm, z, p, out, again):
                 v = -inp_bound
             xin[r, j] = v
     y = np.dot(xin, w.T)
+    st = np.empty(_rng.NST, dtype=np.uint64)
+    buf = np.empty(_rng.NBUF)
+    nbuf = np.uint64(_rng.NBUF)
     n_retry = 0
-    zo = 1 if w_noise > 0.0 else 0
     for r in range(n):
         k = rows[r]
         wn = 0.0
@@ -141,14 +148,20 @@ def _analog_pass(w, x, rows, bm, z, p, out, again):
             for j in range(n_in):
                 wn += float(xin[r, j]) ** 2
             wn = w_noise * np.sqrt(wn)
+        if w_noise > 0.0 or out_noise > 0.0:
+            _rng.seed_buffered(st, key, _ZERO, _rng.DOMAIN_READ, r)
         saturated = False
         g = bm[k] * scale[r]
         for i in range(n_out):
             v = float(y[r, i])
             if w_noise > 0.0:
-                v += wn * z[0, r, i]
+                if st[1] >= nbuf:
+                    _rng.refill(st, buf)
+                v += wn * _rng.take(st, buf)
             if out_noise > 0.0:
-                v += out_noise * z[zo, r, i]
+                if st[1] >= nbuf:
+                    _rng.refill(st, buf)
+                v += out_noise * _rng.take(st, buf)
             if out_step > 0.0:
                 v = np.round(v / out_step) * out_step
             if v > out_bound:
@@ -170,7 +183,9 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, pa
     """``y = weights @ x`` for a batch ``x`` of shape (batch, in) through the periphery ``io``.
 
     ``params`` is :func:`io_params` of ``io`` (computed here when not given); ``backward``
-    reads without bound management. Returns float64 of shape (batch, out).
+    reads without bound management. Each pass takes one raw 64-bit draw of ``rng`` (when
+    ``io`` has noise) to seed its streams (see the module docstring). Returns float64 of shape
+    (batch, out).
     """
     if io.is_perfect:
         return x @ weights.T
@@ -178,15 +193,14 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, pa
     if x.dtype != np.float64 or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x, dtype=np.float64)
     nb, n_out = x.shape[0], weights.shape[0]
-    n_noise = int(p[_N_NOISE])
+    noisy = p[_N_NOISE] > 0
     out = np.empty((nb, n_out))
     bm = np.ones(nb)
     rows = np.arange(nb)
     again = np.empty(nb, dtype=np.bool_)
-    z = rng.standard_normal((n_noise, nb, n_out))
-    while _analog_pass(weights, x, rows, bm, z, p, out, again):
+    raw = rng.bit_generator.random_raw
+    while _analog_pass(weights, x, rows, bm, np.uint64(raw()) if noisy else _ZERO, p, out, again):
         rows = rows[again[:rows.size]]
-        z = rng.standard_normal((n_noise, rows.size, n_out))
     return out
 
 
