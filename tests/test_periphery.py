@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import naive
+from _checks import stream_outputs
 from progsim import Crossbar, IO, _rng, devices, periphery
-from progsim._config import jit
 from progsim.periphery import io_params, mvm
 
 
@@ -99,19 +99,6 @@ def test_weight_noise_has_the_configured_variance():
     assert abs(err.var() / expected - 1) < 5 * math.sqrt(2 / err.size)
 
 
-@jit(cache=False)  # inlines progsim._rng: a cached copy would outlive edits there
-def _stream_outputs(n, key, domain, line):
-    """The first ``n`` outputs of the buffered stream ``(key, 0, domain, line)``, one by one:
-    the fast path on the stream's (k + 1)-th SplitMix64 output, else the slow path on it."""
-    base = _rng.stream_seed(key, np.uint64(0), domain, line)
-    out = np.empty(n)
-    for k in range(n):
-        bits = _rng.mix64(base + np.uint64(k + 1) * _rng._GOLDEN)
-        x, ok = _rng._zig_fast(bits)
-        out[k] = x if ok else _rng._zig_finish(bits)
-    return out
-
-
 def test_noise_draws_come_from_the_tile_generator_one_raw_draw_a_pass():
     """Same generator state, same reads: a pass takes one raw 64-bit draw of the tile's
     generator, and vector r's noise is the stream (draw, 0, DOMAIN_READ, r), for each output its
@@ -126,7 +113,7 @@ def test_noise_draws_come_from_the_tile_generator_one_raw_draw_a_pass():
     key = np.uint64(ref.bit_generator.random_raw())
     expected = x @ w.T
     for r in range(3):
-        z = _stream_outputs(10, key, _rng.DOMAIN_READ, r).reshape(5, 2)  # (weight, output) per output
+        z = stream_outputs(10, key, _rng.DOMAIN_READ, r).reshape(5, 2)  # (weight, output) per output
         expected[r] += 0.02 * np.linalg.norm(x[r]) * z[:, 0] + 0.06 * z[:, 1]
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12)
     assert gen.bit_generator.random_raw() == ref.bit_generator.random_raw()  # one draw taken, no more

@@ -3,6 +3,7 @@
 import numpy as np
 from scipy import stats
 
+from _checks import stream_outputs
 from progsim import _rng
 from progsim._config import jit
 
@@ -116,19 +117,6 @@ def test_stale_kernel_cache_is_dropped_when_a_kernel_module_changes(tmp_path):
     assert not cached.exists()
 
 
-@jit(cache=False)  # inlines progsim._rng: a cached copy would outlive edits there
-def _unbuffered_outputs(n, key, line):
-    """Output k of a buffered stream computed on its own: the fast path on the (k + 1)-th
-    SplitMix64 output of the stream's seed, else the slow path on that output's sub-stream."""
-    base = _rng.stream_seed(key, np.uint64(0), _rng.DOMAIN_CELL, line)
-    out = np.empty(n)
-    for k in range(n):
-        bits = _rng.mix64(base + np.uint64(k + 1) * _rng._GOLDEN)
-        x, ok = _rng._zig_fast(bits)
-        out[k] = x if ok else _rng._zig_finish(bits)
-    return out
-
-
 def test_buffered_draws_do_not_depend_on_the_block_sizes():
     """Blocks grow 8, 8, 16, 32, 64, 64, ... as a stream gives draws; output k must still be the
     stream's k-th output whatever block it falls in, so a kernel that takes three normals from
@@ -136,6 +124,6 @@ def test_buffered_draws_do_not_depend_on_the_block_sizes():
     and long paths agree)."""
     n = 1000
     z = _buffered_draws(n, np.uint64(2024), 3)
-    ref = _unbuffered_outputs(n, np.uint64(2024), 3)
+    ref = stream_outputs(n, np.uint64(2024), _rng.DOMAIN_CELL, 3)
     np.testing.assert_array_equal(z, ref)
     assert np.sum(ref != ref) == 0
