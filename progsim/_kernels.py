@@ -100,9 +100,11 @@ def _write_noise_pass(i, w, wa, touched, wn, st, buf):
 
 
 @jit(inline="always")
-def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touched):
-    """Row ``i`` of the general update kernel: quadrants, half-selection, MeanCount. ``st``,
-    ``buf``: a buffered stream's arrays (reseeded here); ``touched``: all False, left so."""
+def _update_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touched):
+    """Rows ``lo`` to ``hi - 1`` of the general update kernel: quadrants, half-selection,
+    MeanCount. ``st``, ``buf``: a buffered stream's arrays (reseeded here); ``touched``: all
+    False, left so. One call takes a range of rows so that the named tuples are unpacked
+    (and their arrays reference-counted) once per call, not once per row."""
     cols = w.shape[1]
     nb = cyc.bl.shape[0]
     hs = cfg.half_select
@@ -111,146 +113,149 @@ def _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touche
     std = cfg.dw_min_std
     wn = cfg.write_noise_std * cfg.dw_min
     nbuf = np.uint64(_rng.NBUF)
-    nfull = 0
-    nhalf = 0
-    r_cnt = 0
-    c_alone = _ZERO
-    for b in range(nb):
-        bl = cyc.bl[b]
-        if bl == 0:
-            continue
-        si = cyc.row_sign[b, i]
-        rbits = cyc.row_bits[b, i]
-        if cfg.mean_count:
-            r_cnt = int(np.round(bl * cyc.row_p[b, i]))
-            rbits = _low_bits(r_cnt)
-        if hs == MODE_NONE and rbits == _ZERO:
-            continue
-        _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
-        blmask = _low_bits(bl)
-        for j in range(cols):
-            tj = cyc.col_sign[b, j]
-            cbits = cyc.col_bits[b, j]
-            if cfg.mean_count:
-                # Lines fire round(BL p) slots; the n_ij = round(BL p_x p_d) coincidences
-                # come first, then the row's other slots, then the column's.
-                c_cnt = int(np.round(bl * cyc.col_p[b, j]))
-                n = int(np.round(bl * cyc.row_p[b, i] * cyc.col_p[b, j]))
-                if n > r_cnt:
-                    n = r_cnt
-                if n > c_cnt:
-                    n = c_cnt
-                cbits = _low_bits(n) | (_low_bits(c_cnt - n) << np.uint64(r_cnt))
-                c_alone = _low_bits(c_cnt)  # the column's slots where the row takes no part
-            if hs == MODE_NONE and (rbits & cbits) == _ZERO:
+    for i in range(lo, hi):
+        nfull = 0
+        nhalf = 0
+        r_cnt = 0
+        c_alone = _ZERO
+        for b in range(nb):
+            bl = cyc.bl[b]
+            if bl == 0:
                 continue
-            wij = float(w[i, j])
-            dwu = float(cells.dw_up[i, j])
-            dwd = float(cells.dw_down[i, j])
-            wmax = float(cells.w_max[i, j])
-            wmin = float(cells.w_min[i, j])
-            k = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
-            moved = False
-            for q in range(4 if hs != MODE_NONE else 1):
-                if hs == MODE_NONE:  # MeanCount without half-selection: the coincidences only
-                    ev = rbits & cbits
-                    both = ev
-                    one = _ZERO
-                    up = -cfg.lr_sign * si * tj > 0
-                else:
-                    if not cyc.quad[b, q]:
-                        continue
-                    rb = rbits if si == _QS[q] else _ZERO
-                    cb = cbits if tj == _QT[q] else _ZERO
-                    if cfg.mean_count and si != _QS[q] and tj == _QT[q]:
-                        cb = c_alone
-                    ev = (blmask | rb | cb) if hs == MODE_V3 else (rb | cb)
-                    up = -cfg.lr_sign * _QS[q] * _QT[q] > 0
-                    both = rb & cb
-                    one = rb ^ cb
-                while ev != _ZERO:
-                    low = ev & (~ev + _ONE)
-                    ev ^= low
-                    if (both & low) != _ZERO:
-                        up_e = up
-                        scale = 1.0
-                        nfull += 1
-                    elif prob >= 1.0 or _rng.uniform(st) < prob:
-                        # half-selected (one line fires): same direction; V/3 with
-                        # neither line firing: the opposite one.
-                        up_e = up == ((one & low) != _ZERO)
-                        scale = strength
-                        nhalf += 1
+            si = cyc.row_sign[b, i]
+            rbits = cyc.row_bits[b, i]
+            if cfg.mean_count:
+                r_cnt = int(np.round(bl * cyc.row_p[b, i]))
+                rbits = _low_bits(r_cnt)
+            if hs == MODE_NONE and rbits == _ZERO:
+                continue
+            _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
+            blmask = _low_bits(bl)
+            for j in range(cols):
+                tj = cyc.col_sign[b, j]
+                cbits = cyc.col_bits[b, j]
+                if cfg.mean_count:
+                    # Lines fire round(BL p) slots; the n_ij = round(BL p_x p_d) coincidences
+                    # come first, then the row's other slots, then the column's.
+                    c_cnt = int(np.round(bl * cyc.col_p[b, j]))
+                    n = int(np.round(bl * cyc.row_p[b, i] * cyc.col_p[b, j]))
+                    if n > r_cnt:
+                        n = r_cnt
+                    if n > c_cnt:
+                        n = c_cnt
+                    cbits = _low_bits(n) | (_low_bits(c_cnt - n) << np.uint64(r_cnt))
+                    c_alone = _low_bits(c_cnt)  # the column's slots where the row takes no part
+                if hs == MODE_NONE and (rbits & cbits) == _ZERO:
+                    continue
+                wij = float(w[i, j])
+                dwu = float(cells.dw_up[i, j])
+                dwd = float(cells.dw_down[i, j])
+                wmax = float(cells.w_max[i, j])
+                wmin = float(cells.w_min[i, j])
+                k = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
+                moved = False
+                for q in range(4 if hs != MODE_NONE else 1):
+                    if hs == MODE_NONE:  # MeanCount without half-selection: the coincidences only
+                        ev = rbits & cbits
+                        both = ev
+                        one = _ZERO
+                        up = -cfg.lr_sign * si * tj > 0
                     else:
-                        continue
-                    mag = device_step(model, wij, up_e, dwu if up_e else dwd, wmax, wmin, dev_p, k) * scale
-                    if std > 0.0:
-                        if st[1] >= nbuf:
-                            _rng.refill(st, buf)
-                        mag *= 1.0 + std * _rng.take(st, buf)
-                    wij = _clip(wij + (1.0 if up_e else -1.0) * mag, wmax, wmin)
-                    moved = True
-            if moved:
-                w[i, j] = wij
-                touched[j] = wn > 0.0
-        if wn > 0.0:
-            _write_noise_pass(i, w, wa, touched, wn, st, buf)
-    counts[i, 0] = nfull
-    counts[i, 1] = nhalf
+                        if not cyc.quad[b, q]:
+                            continue
+                        rb = rbits if si == _QS[q] else _ZERO
+                        cb = cbits if tj == _QT[q] else _ZERO
+                        if cfg.mean_count and si != _QS[q] and tj == _QT[q]:
+                            cb = c_alone
+                        ev = (blmask | rb | cb) if hs == MODE_V3 else (rb | cb)
+                        up = -cfg.lr_sign * _QS[q] * _QT[q] > 0
+                        both = rb & cb
+                        one = rb ^ cb
+                    while ev != _ZERO:
+                        low = ev & (~ev + _ONE)
+                        ev ^= low
+                        if (both & low) != _ZERO:
+                            up_e = up
+                            scale = 1.0
+                            nfull += 1
+                        elif prob >= 1.0 or _rng.uniform(st) < prob:
+                            # half-selected (one line fires): same direction; V/3 with
+                            # neither line firing: the opposite one.
+                            up_e = up == ((one & low) != _ZERO)
+                            scale = strength
+                            nhalf += 1
+                        else:
+                            continue
+                        mag = device_step(model, wij, up_e, dwu if up_e else dwd, wmax, wmin, dev_p, k) * scale
+                        if std > 0.0:
+                            if st[1] >= nbuf:
+                                _rng.refill(st, buf)
+                            mag *= 1.0 + std * _rng.take(st, buf)
+                        wij = _clip(wij + (1.0 if up_e else -1.0) * mag, wmax, wmin)
+                        moved = True
+                if moved:
+                    w[i, j] = wij
+                    touched[j] = wn > 0.0
+            if wn > 0.0:
+                _write_noise_pass(i, w, wa, touched, wn, st, buf)
+        counts[i, 0] = nfull
+        counts[i, 1] = nhalf
 
 
 @jit(inline="always")
-def _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, act, n_act):
-    """Row ``i`` of the fast update kernel (stochastic trains, no half-selection): in each
-    cycle every cell takes its coincidences ``row_bits & col_bits`` as full pulses, then the
-    touched cells redraw their write noise. The arrays are unpacked from their named tuples
+def _fast_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, act, n_act):
+    """Rows ``lo`` to ``hi - 1`` of the fast update kernel (stochastic trains, no
+    half-selection): in each cycle every cell takes its coincidences ``row_bits & col_bits`` as
+    full pulses, then the touched cells redraw their write noise. The arrays are unpacked from their named tuples
     and the pulse direction is a sign factor chosen once per cell, to keep the pulse loop
     short. ``st``, ``buf``: a buffered stream's arrays, reseeded here. ``act[b, :n_act[b]]``
     lists, in order, the columns whose train fires in cycle ``b`` (:func:`_active_columns`):
     the others cannot coincide, so the loops visit only these (the same cells in the same
-    order as a loop over every column, so the same draws)."""
+    order as a loop over every column, so the same draws). One call takes a range of rows so
+    that the named tuples are unpacked (and their arrays reference-counted) once per call."""
     dwu_a, dwd_a, wmx_a, wmn_a = cells.dw_up, cells.dw_down, cells.w_max, cells.w_min
     col_bits, col_sign = cyc.col_bits, cyc.col_sign
     std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
     nbuf = np.uint64(_rng.NBUF)
-    nfull = 0
-    for b in range(cyc.bl.shape[0]):
-        rbits = cyc.row_bits[b, i]
-        if cyc.bl[b] == 0 or rbits == _ZERO:
-            continue
-        _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
-        up_sign = -cfg.lr_sign * cyc.row_sign[b, i]
-        for q in range(n_act[b]):
-            j = act[b, q]
-            full = rbits & col_bits[b, j]
-            if full == _ZERO:
+    for i in range(lo, hi):
+        nfull = 0
+        for b in range(cyc.bl.shape[0]):
+            rbits = cyc.row_bits[b, i]
+            if cyc.bl[b] == 0 or rbits == _ZERO:
                 continue
-            wij = float(w[i, j])
-            wmax = float(wmx_a[i, j])
-            wmin = float(wmn_a[i, j])
-            k = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
-            up = up_sign * col_sign[b, j] > 0
-            dw = float(dwu_a[i, j]) if up else float(dwd_a[i, j])
-            sgn = 1.0 if up else -1.0
-            while full != _ZERO:
-                full &= full - _ONE
-                mag = device_step(model, wij, up, dw, wmax, wmin, dev_p, k)
-                if std > 0.0:
-                    if st[1] >= nbuf:
-                        _rng.refill(st, buf)
-                    mag *= 1.0 + std * _rng.take(st, buf)
-                wij = _clip(wij + sgn * mag, wmax, wmin)
-                nfull += 1
-            w[i, j] = wij
-        if wn > 0.0:  # the draws of _write_noise_pass, through the same refill/take helpers
+            _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
+            up_sign = -cfg.lr_sign * cyc.row_sign[b, i]
             for q in range(n_act[b]):
                 j = act[b, q]
-                if (rbits & col_bits[b, j]) != _ZERO:
-                    if st[1] >= nbuf:
-                        _rng.refill(st, buf)
-                    wa[i, j] = w[i, j] + wn * _rng.take(st, buf)
-    counts[i, 0] = nfull
-    counts[i, 1] = 0
+                full = rbits & col_bits[b, j]
+                if full == _ZERO:
+                    continue
+                wij = float(w[i, j])
+                wmax = float(wmx_a[i, j])
+                wmin = float(wmn_a[i, j])
+                k = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
+                up = up_sign * col_sign[b, j] > 0
+                dw = float(dwu_a[i, j]) if up else float(dwd_a[i, j])
+                sgn = 1.0 if up else -1.0
+                while full != _ZERO:
+                    full &= full - _ONE
+                    mag = device_step(model, wij, up, dw, wmax, wmin, dev_p, k)
+                    if std > 0.0:
+                        if st[1] >= nbuf:
+                            _rng.refill(st, buf)
+                        mag *= 1.0 + std * _rng.take(st, buf)
+                    wij = _clip(wij + sgn * mag, wmax, wmin)
+                    nfull += 1
+                w[i, j] = wij
+            if wn > 0.0:  # the draws of _write_noise_pass, through the same refill/take helpers
+                for q in range(n_act[b]):
+                    j = act[b, q]
+                    if (rbits & col_bits[b, j]) != _ZERO:
+                        if st[1] >= nbuf:
+                            _rng.refill(st, buf)
+                        wa[i, j] = w[i, j] + wn * _rng.take(st, buf)
+        counts[i, 0] = nfull
+        counts[i, 1] = 0
 
 
 @jit
@@ -274,7 +279,7 @@ def _make_fast(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
         act, n_act = _active_columns(cyc.col_bits)
         for i in prange(w.shape[0]):
-            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64),
+            _fast_rows(i, i + 1, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64),
                       np.empty(_rng.NBUF), act, n_act)
     return kernel
 
@@ -282,7 +287,7 @@ def _make_fast(model):
 def _make_general(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
         for i in prange(w.shape[0]):
-            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64),
+            _update_rows(i, i + 1, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64),
                         np.empty(_rng.NBUF), np.zeros(w.shape[1], dtype=np.bool_))
     return kernel
 
@@ -386,8 +391,7 @@ def _make_stochastic_fast(model):
         cfg, counts, st, buf = _stochastic_setup(w, lr, key, counter0, dw_min, dw_min_std, write_noise_std, strength,
                                                  prob, MODE_NONE)
         act, n_act = _active_columns(cyc.col_bits)
-        for i in range(w.shape[0]):
-            _fast_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, act, n_act)
+        _fast_rows(0, w.shape[0], w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, act, n_act)
         n_full, n_half = _totals(counts)
         return True, n_full, n_half
     return kernel
@@ -403,8 +407,7 @@ def _make_stochastic_general(model, hs):
         cfg, counts, st, buf = _stochastic_setup(w, lr, key, counter0, dw_min, dw_min_std, write_noise_std, strength,
                                                  prob, hs)
         touched = np.zeros(w.shape[1], dtype=np.bool_)
-        for i in range(w.shape[0]):
-            _update_row(i, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touched)
+        _update_rows(0, w.shape[0], w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, touched)
         n_full, n_half = _totals(counts)
         return True, n_full, n_half
     return kernel
