@@ -275,20 +275,29 @@ def _active_columns(col_bits):
     return act, n_act
 
 
+# The row loops of the two-step kernels run over blocks of rows (at most _ROW_BLOCKS, ``prange``
+# in the parallel variant), so that each call of the row function covers many rows.
+_ROW_BLOCKS = 64
+
+
 def _make_fast(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
         act, n_act = _active_columns(cyc.col_bits)
-        for i in prange(w.shape[0]):
-            _fast_rows(i, i + 1, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64),
-                      np.empty(_rng.NBUF), act, n_act)
+        n = w.shape[0]
+        nblk = min(n, _ROW_BLOCKS)
+        for c in prange(nblk):
+            _fast_rows(c * n // nblk, (c + 1) * n // nblk, w, wa, cells, model, dev_p, cyc, cfg, counts,
+                       np.empty(_rng.NST, dtype=np.uint64), np.empty(_rng.NBUF), act, n_act)
     return kernel
 
 
 def _make_general(model):
     def kernel(w, wa, cells, dev_p, cyc, cfg, counts):
-        for i in prange(w.shape[0]):
-            _update_rows(i, i + 1, w, wa, cells, model, dev_p, cyc, cfg, counts, np.empty(_rng.NST, dtype=np.uint64),
-                        np.empty(_rng.NBUF), np.zeros(w.shape[1], dtype=np.bool_))
+        n = w.shape[0]
+        nblk = min(n, _ROW_BLOCKS)
+        for c in prange(nblk):
+            _update_rows(c * n // nblk, (c + 1) * n // nblk, w, wa, cells, model, dev_p, cyc, cfg, counts,
+                         np.empty(_rng.NST, dtype=np.uint64), np.empty(_rng.NBUF), np.zeros(w.shape[1], dtype=np.bool_))
     return kernel
 
 
