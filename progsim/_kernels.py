@@ -206,9 +206,9 @@ def _update_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, 
 def _fast_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, act, n_act):
     """Rows ``lo`` to ``hi - 1`` of the fast update kernel (stochastic trains, no
     half-selection): in each cycle every cell takes its coincidences ``row_bits & col_bits`` as
-    full pulses, then the touched cells redraw their write noise. The arrays are unpacked from their named tuples
-    and the pulse direction is a sign factor chosen once per cell, to keep the pulse loop
-    short. ``st``, ``buf``: a buffered stream's arrays, reseeded here. ``act[b, :n_act[b]]``
+    full pulses, then the touched cells redraw their write noise. The arrays are unpacked from
+    their named tuples and the pulse direction is a sign factor chosen once per cell, to keep
+    the pulse loop short. ``st``, ``buf``: a buffered stream's arrays, reseeded here. ``act[b, :n_act[b]]``
     lists, in order, the columns whose train fires in cycle ``b`` (:func:`_active_columns`):
     the others cannot coincide, so the loops visit only these (the same cells in the same
     order as a loop over every column, so the same draws). One call takes a range of rows so

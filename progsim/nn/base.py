@@ -180,14 +180,11 @@ class _ConvTileMVM(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, bias, token, layer, record, geometry):
-        rows = _im2col(_numpy(x), *geometry)
-        xin = layer._tile_input_np(rows)
+        xin, y = layer._conv_read(x, geometry)
         ctx.layer, ctx.xin, ctx.record, ctx.seq = layer, xin, record, next(layer._seq)
         ctx.geometry, ctx.in_shape = geometry, tuple(x.shape)
         ctx.bias_dtype = None if bias is None else bias.dtype
-        n, (ho, wo) = x.shape[0], geometry[4]
-        y = layer._read(xin).reshape(n, ho * wo, layer.out_features).transpose(0, 2, 1)
-        return _output(np.ascontiguousarray(y).reshape(n, layer.out_features, ho, wo), bias, x, 1)
+        return _output(y, bias, x, 1)
 
     @staticmethod
     def backward(ctx, dy):
@@ -199,25 +196,32 @@ class _ConvTileMVM(torch.autograd.Function):
         return dx, db, None, None, None, None
 
 
-def _conv_slices(i, j, kernel, dilation, stride, out_hw):
+def _conv_slices(i, j, dilation, stride, out_hw):
     """The input slices (after padding) that kernel tap ``(i, j)`` reads at every output position."""
     r0, c0 = i * dilation[0], j * dilation[1]
     return (slice(r0, r0 + stride[0] * (out_hw[0] - 1) + 1, stride[0]),
             slice(c0, c0 + stride[1] * (out_hw[1] - 1) + 1, stride[1]))
 
 
+def _patches(x, kernel, dilation, stride, out_hw, writeable=False):
+    """The strided view ``[n, ho, wo, c, i, j] -> x[n, c, ho * s0 + i * d0, wo * s1 + j * d1]`` of
+    a (padded) ``x`` of shape (N, C, H, W): every patch of every output position, no copy."""
+    n, c = x.shape[:2]
+    sn, sc, sh, sw = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x, (n, out_hw[0], out_hw[1], c, kernel[0], kernel[1]),
+        (sn, sh * stride[0], sw * stride[1], sc, sh * dilation[0], sw * dilation[1]), writeable=writeable)
+
+
 def _im2col(x, kernel, dilation, padding, stride, out_hw) -> np.ndarray:
     """The patches of ``x`` (N, C, H, W) as float64 rows (N * Ho * Wo, C * kh * kw), the columns
     ordered as ``torch.nn.functional.unfold``'s (channel, then kernel row, then kernel column)
-    and the rows sample by sample, output positions row-major; zero padding. One copy of a
-    strided view ``[n, ho, wo, c, i, j] -> x[n, c, ho * s0 + i * d0, wo * s1 + j * d1]``."""
+    and the rows sample by sample, output positions row-major; zero padding. One copy of
+    :func:`_patches`."""
     n, c = x.shape[:2]
     if padding[0] or padding[1]:
         x = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
-    sn, sc, sh, sw = x.strides
-    view = np.lib.stride_tricks.as_strided(
-        x, (n, out_hw[0], out_hw[1], c, kernel[0], kernel[1]),
-        (sn, sh * stride[0], sw * stride[1], sc, sh * dilation[0], sw * dilation[1]), writeable=False)
+    view = _patches(x, kernel, dilation, stride, out_hw)
     return view.astype(np.float64).reshape(n * out_hw[0] * out_hw[1], c * kernel[0] * kernel[1])
 
 
@@ -229,15 +233,12 @@ def _col2im(g, in_shape, kernel, dilation, padding, stride, out_hw) -> np.ndarra
     g6 = g.reshape(n, out_hw[0], out_hw[1], c, kernel[0], kernel[1])
     if all(stride[a] >= dilation[a] * (kernel[a] - 1) + 1 or out_hw[a] == 1 for a in (0, 1)):
         # windows that do not overlap: every input position takes at most one patch entry
-        sn, sc, sh, sw = gp.strides
-        view = np.lib.stride_tricks.as_strided(
-            gp, g6.shape, (sn, sh * stride[0], sw * stride[1], sc, sh * dilation[0], sw * dilation[1]))
-        view[...] = g6
-        return gp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            rs, cs = _conv_slices(i, j, kernel, dilation, stride, out_hw)
-            gp[:, :, rs, cs] += g6[..., i, j].transpose(0, 3, 1, 2)
+        _patches(gp, kernel, dilation, stride, out_hw, writeable=True)[...] = g6
+    else:
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                rs, cs = _conv_slices(i, j, dilation, stride, out_hw)
+                gp[:, :, rs, cs] += g6[..., i, j].transpose(0, 3, 1, 2)
     return gp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
 
 
@@ -446,11 +447,16 @@ class AnalogModule(nn.Module):
         self._check_float(x4)
         grad, record = self._records(x4)
         if not grad:
-            n, (ho, wo) = x4.shape[0], geometry[4]
-            y = self._read(self._tile_input_np(_im2col(_numpy(x4), *geometry)))
-            y = np.ascontiguousarray(y.reshape(n, ho * wo, self.out_features).transpose(0, 2, 1))
-            return _output(y.reshape(n, self.out_features, ho, wo), self._digital_bias(), x4, 1)
+            return _output(self._conv_read(x4, geometry)[1], self._digital_bias(), x4, 1)
         return _ConvTileMVM.apply(x4, self._digital_bias(), self._token if record else None, self, record, geometry)
+
+    def _conv_read(self, x4: torch.Tensor, geometry):
+        """``(xin, y)``: the tile input rows of ``x4``'s patches (:func:`_im2col`) and their read
+        :meth:`_read` laid out as (N, out_channels, Ho, Wo), float64 C-contiguous."""
+        n, (ho, wo) = x4.shape[0], geometry[4]
+        xin = self._tile_input_np(_im2col(_numpy(x4), *geometry))
+        y = self._read(xin).reshape(n, ho * wo, self.out_features).transpose(0, 2, 1)
+        return xin, np.ascontiguousarray(y).reshape(n, self.out_features, ho, wo)
 
     def _add_bias(self, y: torch.Tensor, view) -> torch.Tensor:
         """``y + bias`` in torch (the inference backend, whose read is a torch graph)."""
