@@ -76,7 +76,11 @@ def _checked_threads(n, name="n"):
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads in progsim's parallel kernels (and BLAS, through threadpoolctl where
     installed) for the rest of the process; ``set_num_threads(1)`` makes a worker process
-    serial (a study worker beside others). Capped at numba's ``NUMBA_NUM_THREADS``."""
+    serial (a study worker beside others). Capped at numba's ``NUMBA_NUM_THREADS``.
+
+    The BLAS limit covers the library numba's compiled products call (SciPy's, which numba
+    would otherwise load only with the first kernel that multiplies, after the limit, and
+    leave at its default thread count) as well as NumPy's."""
     _threads["n"] = _checked_threads(n)
     _threads["applied"] = False
     _apply_threads()
@@ -84,6 +88,7 @@ def set_num_threads(n: int) -> None:
         from threadpoolctl import threadpool_limits  # noqa: PLC0415
     except ImportError:
         return
+    import scipy.linalg.cython_blas  # noqa: F401, PLC0415 -- loads the BLAS numba's np.dot calls
     threadpool_limits(limits=_threads["n"], user_api="blas")
 
 

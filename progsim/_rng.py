@@ -257,6 +257,24 @@ def take(st, buf):
 
 
 @jit(inline="always")
+def stream_normals(z, key, counter, domain, line):
+    """Write the first ``len(z)`` outputs of the buffered stream ``(key, counter, domain, line)``
+    into ``z`` in one block: the values :func:`seed_buffered` and :func:`take` give one by one
+    (output ``k`` depends only on the stream and ``k``), for a caller that knows how many it
+    needs."""
+    base = stream_seed(key, counter, domain, line)
+    missed = 0
+    for k in range(z.shape[0]):
+        x, ok = _zig_fast(mix64(base + np.uint64(k + 1) * _GOLDEN))
+        z[k] = x if ok else np.nan
+        missed += not ok
+    if missed:
+        for k in range(z.shape[0]):
+            if z[k] != z[k]:
+                z[k] = _zig_finish(mix64(base + np.uint64(k + 1) * _GOLDEN))
+
+
+@jit(inline="always")
 def normal_buffered(st, buf):
     """The next standard normal of the buffered stream ``(st, buf)`` (refilled through the
     compiled-once :func:`refill`, not a fresh inlined copy of the ziggurat)."""

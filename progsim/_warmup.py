@@ -15,7 +15,8 @@ What it calls, on each device asked for (by class name; ``"all"`` is every class
   half-selection mode (the parallel variants);
 * ``pulse`` (the single-device kernel) under each mode;
 
-and once: ``forward``, ``backward`` and ``read_weights`` (the periphery's pass).
+and once: ``forward``, ``backward`` and ``read_weights`` (the periphery's pass), and the
+patch kernel of :mod:`progsim.nn`'s convolutions (float32 and float64 inputs, and its adjoint).
 """
 
 from __future__ import annotations
@@ -76,4 +77,10 @@ def warmup(devices=DEFAULT_DEVICES, report=None) -> list[tuple[str, float]]:
     timed("forward", lambda: xb.forward(x))
     timed("backward", lambda: xb.backward(x))
     timed("read_weights", lambda: xb.read_weights())
+    from progsim.nn._patches import col2im, im2col
+
+    geometry = ((3, 3), (1, 1), (1, 1), (1, 1), (4, 4))
+    for dtype in (np.float32, np.float64):
+        timed(f"convolution patches ({np.dtype(dtype).name})", lambda: im2col(np.ones((1, 2, 4, 4), dtype), geometry))
+    timed("convolution patches (adjoint)", lambda: col2im(np.ones((16, 18)), (1, 2, 4, 4), geometry))
     return steps

@@ -22,13 +22,14 @@ A vector goes through, in order (all in the tile's normalised units):
 
 ``IO(is_perfect=True)`` gives the exact product. Defaults follow aihwkit's, so results compare.
 
-The pass runs in one compiled kernel (:func:`_analog_pass`): the MVM is one BLAS product in
-the tile's dtype, and the noise comes from counter-based streams (:mod:`progsim._rng`) seeded
-by one raw 64-bit draw of the tile's ``numpy.random.Generator`` per pass: vector ``r`` of the
-pass draws from the stream ``(draw, 0, DOMAIN_READ, r)``, for each output in order its weight
-noise (if on), then its output noise (if on). So the generator's state (what a saved tile
-keeps) fixes every read, and the normals are drawn in the kernel, not by NumPy. Only the
-vectors that bound management repeats come back for another pass, with a fresh draw.
+A read runs in one compiled kernel (:func:`_read`), in passes: the first reads every vector,
+each later one only the vectors that bound management repeats. A pass's MVM is one BLAS
+product in the tile's dtype. The noise comes from counter-based streams (:mod:`progsim._rng`)
+seeded by one raw 64-bit draw of the tile's ``numpy.random.Generator`` per read: vector ``k``
+draws, in pass ``q`` (0 first), from the stream ``(draw, q, DOMAIN_READ, k)``, for each output
+in order its weight noise (if on), then its output noise (if on). So the generator's state
+(what a saved tile keeps) fixes every read, and the normals are drawn in the kernel, not by
+NumPy.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class IO:
         validate_fields(self)
 
 
-# Index of each scalar in the float64 vector that io_params builds for _analog_pass.
+# Index of each scalar in the float64 vector that io_params builds for _read.
 _ZERO = np.uint64(0)
 _NM, _INP_BOUND, _INP_STEP, _OUT_BOUND, _OUT_STEP, _W_NOISE, _OUT_NOISE, _BM_LIMIT, _N_NOISE = range(9)
 
@@ -102,22 +103,22 @@ def io_params(io: IO, backward: bool = False) -> np.ndarray:
 
 
 @jit
-def _analog_pass(w, x, rows, bm, key, p, out, again):
-    """Read the vectors ``x[rows]`` through the periphery ``p`` at their bound-management
-    factors ``bm``, writing ``out[rows]``. The noise of listed vector ``r`` comes from the
-    stream ``(key, 0, DOMAIN_READ, r)``: per output, in order, its weight noise (if on), then
-    its output noise (if on). Marks in ``again`` (one flag per listed vector) the vectors to
-    read again, doubles their ``bm``, and returns how many there are."""
+def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
+    """One pass of :func:`_read` over the vectors ``x[todo[:n]]`` at their bound-management
+    factors ``bm``, writing their rows of ``out``. The noise of vector ``k`` comes from the
+    stream ``(key, pass_no, DOMAIN_READ, k)``: per output, in order, its weight noise (if on),
+    then its output noise (if on), drawn into ``z``. The vectors to read again (an output
+    saturated and the factor may still double) have ``bm`` doubled and are moved to the front
+    of ``todo``; returns how many there are."""
     n_in = x.shape[1]
     n_out = w.shape[0]
     inp_bound, inp_step = p[_INP_BOUND], p[_INP_STEP]
     out_bound, out_step = p[_OUT_BOUND], p[_OUT_STEP]
     w_noise, out_noise, bm_limit = p[_W_NOISE], p[_OUT_NOISE], p[_BM_LIMIT]
-    n = rows.shape[0]
-    xin = np.empty((n, n_in), dtype=w.dtype)
+    xin = np.empty((n_in, n), dtype=w.dtype)  # one column per vector: W @ xin is the faster BLAS call
     scale = np.ones(n)
     for r in range(n):
-        k = rows[r]
+        k = todo[r]
         if p[_NM] != 0.0:
             s = 0.0
             for j in range(n_in):
@@ -135,33 +136,27 @@ def _analog_pass(w, x, rows, bm, key, p, out, again):
                 v = inp_bound
             elif v < -inp_bound:
                 v = -inp_bound
-            xin[r, j] = v
-    y = np.dot(xin, w.T)
-    st = np.empty(_rng.NST, dtype=np.uint64)
-    buf = np.empty(_rng.NBUF)
-    nbuf = np.uint64(_rng.NBUF)
+            xin[j, r] = v
+    y = np.dot(w, xin)
+    both = w_noise > 0.0 and out_noise > 0.0
     n_retry = 0
     for r in range(n):
-        k = rows[r]
+        k = todo[r]
         wn = 0.0
         if w_noise > 0.0:
             for j in range(n_in):
-                wn += float(xin[r, j]) ** 2
+                wn += float(xin[j, r]) ** 2
             wn = w_noise * np.sqrt(wn)
-        if w_noise > 0.0 or out_noise > 0.0:
-            _rng.seed_buffered(st, key, _ZERO, _rng.DOMAIN_READ, r)
+        if z.shape[0]:
+            _rng.stream_normals(z, key, pass_no, _rng.DOMAIN_READ, k)
         saturated = False
         g = bm[k] * scale[r]
         for i in range(n_out):
-            v = float(y[r, i])
+            v = float(y[i, r])
             if w_noise > 0.0:
-                if st[1] >= nbuf:
-                    _rng.refill(st, buf)
-                v += wn * _rng.take(st, buf)
+                v += wn * z[2 * i if both else i]
             if out_noise > 0.0:
-                if st[1] >= nbuf:
-                    _rng.refill(st, buf)
-                v += out_noise * _rng.take(st, buf)
+                v += out_noise * z[2 * i + 1 if both else i]
             if out_step > 0.0:
                 v = np.round(v / out_step) * out_step
             if v > out_bound:
@@ -171,11 +166,27 @@ def _analog_pass(w, x, rows, bm, key, p, out, again):
                 v = -out_bound
                 saturated = True
             out[k, i] = v * g
-        again[r] = saturated and bm[k] <= bm_limit
-        if again[r]:
+        if saturated and bm[k] <= bm_limit:
             bm[k] *= 2.0
+            todo[n_retry] = k  # n_retry <= r: a slot already read
             n_retry += 1
     return n_retry
+
+
+@jit
+def _read(w, x, key, p):
+    """The periphery's read of every row of ``x`` (see the module docstring): passes of
+    :func:`_pass` until no vector is left to read again. Returns float64 (batch, out)."""
+    nb = x.shape[0]
+    out = np.empty((nb, w.shape[0]))
+    bm = np.ones(nb)
+    todo = np.arange(nb)
+    z = np.empty(w.shape[0] * int(p[_N_NOISE]))
+    n, pass_no = nb, 0
+    while n > 0:
+        n = _pass(w, x, todo, n, bm, key, pass_no, p, out, z)
+        pass_no += 1
+    return out
 
 
 def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, params: np.ndarray | None = None,
@@ -183,8 +194,8 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, pa
     """``y = weights @ x`` for a batch ``x`` of shape (batch, in) through the periphery ``io``.
 
     ``params`` is :func:`io_params` of ``io`` (computed here when not given); ``backward``
-    reads without bound management. Each pass takes one raw 64-bit draw of ``rng`` (when
-    ``io`` has noise) to seed its streams (see the module docstring). Returns float64 of shape
+    reads without bound management. A call takes one raw 64-bit draw of ``rng`` (when ``io``
+    has noise) to seed its streams (see the module docstring). Returns float64 of shape
     (batch, out).
     """
     if io.is_perfect:
@@ -192,16 +203,8 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, pa
     p = io_params(io, backward) if params is None else params
     if x.dtype != np.float64 or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x, dtype=np.float64)
-    nb, n_out = x.shape[0], weights.shape[0]
-    noisy = p[_N_NOISE] > 0
-    out = np.empty((nb, n_out))
-    bm = np.ones(nb)
-    rows = np.arange(nb)
-    again = np.empty(nb, dtype=np.bool_)
-    raw = rng.bit_generator.random_raw
-    while _analog_pass(weights, x, rows, bm, np.uint64(raw()) if noisy else _ZERO, p, out, again):
-        rows = rows[again[:rows.size]]
-    return out
+    key = np.uint64(rng.bit_generator.random_raw()) if p[_N_NOISE] > 0 else _ZERO
+    return _read(weights, x, key, p)
 
 
 def output_noise_var(io: IO, x) -> np.ndarray:

@@ -20,11 +20,11 @@ def assert_field_error(cls, bad_fields: dict, field: str) -> None:
 
 
 @jit(cache=False)  # inlines progsim._rng: a cached copy would outlive edits there
-def stream_outputs(n, key, domain, line):
-    """The first ``n`` outputs of the buffered stream ``(key, 0, domain, line)``, each computed
-    on its own: the fast path on the (k + 1)-th SplitMix64 output of the stream's seed, else
-    the slow path on that output's sub-stream (the reference the kernels' blocks must match)."""
-    base = _rng.stream_seed(key, np.uint64(0), domain, line)
+def stream_outputs(n, key, domain, line, counter=0):
+    """The first ``n`` outputs of the buffered stream ``(key, counter, domain, line)``, each
+    computed on its own: the fast path on the (k + 1)-th SplitMix64 output of the stream's seed,
+    else the slow path on that output's sub-stream (the reference the kernels' blocks must match)."""
+    base = _rng.stream_seed(key, np.uint64(counter), domain, line)
     out = np.empty(n)
     for k in range(n):
         bits = _rng.mix64(base + np.uint64(k + 1) * _rng._GOLDEN)

@@ -181,6 +181,26 @@ def test_same_seed_same_result_for_one_or_two_threads():
     assert not np.array_equal(w1, w3)
 
 
+_BLAS_THREADS = """
+from progsim import Crossbar, set_num_threads
+set_num_threads(1)
+Crossbar(4, 4, seed=0).forward([1.0, 0.5, 0.0, -1.0])  # numba's product kernel is loaded now
+from threadpoolctl import threadpool_info
+print(sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}))
+"""
+
+
+def test_set_num_threads_limits_the_blas_that_kernels_load_later():
+    # numba loads SciPy's BLAS with the first kernel that multiplies; a limit set before that
+    # must still hold for it (a study worker asked for one thread otherwise runs BLAS on all).
+    pytest.importorskip("threadpoolctl")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _BLAS_THREADS], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[1]"
+
+
 def test_state_dict_resumes_bit_identically(rng):
     xb = Crossbar(5, 4, device=devices.ConstantStep(write_noise_std=1.0), seed=3)
     x, d = rng.uniform(-1, 1, (6, 4)), rng.uniform(-1, 1, (6, 5))

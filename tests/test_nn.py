@@ -232,9 +232,10 @@ GEOMETRIES = [(AnalogConv2d, nn.Conv2d, dict(kernel_size=(3, 2), stride=(2, 1), 
 
 @pytest.mark.parametrize("cls,ref_cls,kw,spatial", GEOMETRIES, ids=["conv2d", "conv2d-1x1", "conv2d-apart", "conv1d"])
 def test_unfolded_convolution_with_digital_bias_matches_torch(cls, ref_cls, kw, spatial):
-    # The layer cuts its patches and folds their gradients back in NumPy: with a perfect
-    # periphery its output, input gradient and bias gradient must be torch's own convolution's
-    # (float64: to rounding), for strides, padding and dilation that make windows overlap.
+    # The layer cuts its patches and folds their gradients back in its own kernels: with a
+    # perfect periphery its output, input gradient and bias gradient must be torch's own
+    # convolution's (float64: to rounding), for strides, padding and dilation that make windows
+    # overlap; in float32 with an analog bias (a ones column in the patches), to float32 rounding.
     torch.manual_seed(1)
     ref = ref_cls(3, 4, **kw).double()
     layer = cls.from_digital(ref, IDEAL, seed=0).double()
@@ -249,6 +250,13 @@ def test_unfolded_convolution_with_digital_bias_matches_torch(cls, ref_cls, kw, 
     np.testing.assert_allclose(layer.bias.grad.numpy(), ref.bias.grad.numpy(), atol=1e-12)
     with torch.no_grad():  # the read without a graph takes the same path
         np.testing.assert_allclose(layer(x2).numpy(), y_ref.detach().numpy(), atol=1e-12)
+    layer32 = cls.from_digital(ref, IDEAL.replace(digital_bias=False), seed=0).float()
+    x32 = x.detach().float().requires_grad_()
+    y32 = layer32(x32)
+    assert y32.dtype == torch.float32
+    np.testing.assert_allclose(y32.detach().numpy(), y_ref.detach().numpy(), atol=1e-5)
+    y32.backward(dy.float())
+    np.testing.assert_allclose(x32.grad.numpy(), x.grad.numpy(), atol=1e-5)
 
 
 def test_convert_mlp_cnn_lstm():

@@ -99,22 +99,28 @@ def test_weight_noise_has_the_configured_variance():
     assert abs(err.var() / expected - 1) < 5 * math.sqrt(2 / err.size)
 
 
-def test_noise_draws_come_from_the_tile_generator_one_raw_draw_a_pass():
-    """Same generator state, same reads: a pass takes one raw 64-bit draw of the tile's
-    generator, and vector r's noise is the stream (draw, 0, DOMAIN_READ, r), for each output its
-    weight noise, then its output noise."""
-    io = IO(out_res=0.0, inp_res=0.0, w_noise=0.02)
-    w = np.random.default_rng(2).uniform(-0.5, 0.5, (5, 4))
+def test_noise_draws_come_from_the_tile_generator_one_raw_draw_a_read():
+    """Same generator state, same reads: a read takes one raw 64-bit draw of the tile's
+    generator, and vector k's noise in pass q is the stream (draw, q, DOMAIN_READ, k), for each
+    output its weight noise, then its output noise. Vector 1 saturates (W x = 1.5 against an
+    out_bound of 1) and is read again at half its input; the others are read once."""
+    io = IO(out_res=0.0, inp_res=0.0, w_noise=0.02, out_bound=1.0)
+    w = np.random.default_rng(2).uniform(-0.2, 0.2, (5, 4))
+    w[2] = 0.375
     x = np.random.default_rng(3).uniform(-1, 1, (3, 4))
     x /= np.abs(x).max(axis=1, keepdims=True)
+    x[1] = 1.0
     gen = np.random.default_rng(7)
     y = mvm(w, x, io, gen)
     ref = np.random.default_rng(7)
     key = np.uint64(ref.bit_generator.random_raw())
     expected = x @ w.T
-    for r in range(3):
-        z = stream_outputs(10, key, _rng.DOMAIN_READ, r).reshape(5, 2)  # (weight, output) per output
-        expected[r] += 0.02 * np.linalg.norm(x[r]) * z[:, 0] + 0.06 * z[:, 1]
+    for k in range(3):
+        z = stream_outputs(10, key, _rng.DOMAIN_READ, k).reshape(5, 2)  # (weight, output) per output
+        expected[k] += 0.02 * np.linalg.norm(x[k]) * z[:, 0] + 0.06 * z[:, 1]
+    assert expected[1, 2] > 1.0  # the first pass saturates: the read at factor 2 counts
+    z = stream_outputs(10, key, _rng.DOMAIN_READ, 1, counter=1).reshape(5, 2)
+    expected[1] = 2 * (x[1] / 2 @ w.T + 0.02 * np.linalg.norm(x[1] / 2) * z[:, 0] + 0.06 * z[:, 1])
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12)
     assert gen.bit_generator.random_raw() == ref.bit_generator.random_raw()  # one draw taken, no more
     np.testing.assert_array_equal(mvm(w, x, io, np.random.default_rng(7)), y)

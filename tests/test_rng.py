@@ -56,6 +56,11 @@ def _buffered_draws(n, key, line):
     return out
 
 
+@jit(cache=False)
+def _stream_normals(z, key, line):
+    _rng.stream_normals(z, key, np.uint64(0), _rng.DOMAIN_CELL, line)
+
+
 def test_buffered_normals_are_standard_normal_including_the_slow_path():
     """The kernels' buffered normals: the fast path fills a block, the ~1% of slots that miss
     it finish on the slow path. Finishing them with a fresh draw instead of the
@@ -127,3 +132,6 @@ def test_buffered_draws_do_not_depend_on_the_block_sizes():
     ref = stream_outputs(n, np.uint64(2024), _rng.DOMAIN_CELL, 3)
     np.testing.assert_array_equal(z, ref)
     assert np.sum(ref != ref) == 0
+    block = np.empty(n)  # the periphery's one-block fill of a stream (progsim.periphery)
+    _stream_normals(block, np.uint64(2024), 3)
+    np.testing.assert_array_equal(block, ref)

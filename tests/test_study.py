@@ -288,6 +288,9 @@ def test_warmup_compiles_the_configured_kernels_and_rejects_unknown_devices(caps
         assert _kernels._KERNELS[("stochastic", model, code)].signatures
     assert _kernels._KERNELS[("update", model, False, False)].signatures  # general, serial
     assert _kernels._KERNELS[("single", model)].signatures
+    from progsim.nn._patches import _patch_pass
+
+    assert {str(sig[0].dtype) for sig in _patch_pass.signatures} >= {"float32", "float64"}  # the convolutions' patches
     assert main(["warmup", "--devices", "Bogus"]) == 2
     err = capsys.readouterr().err
     assert "'devices' parameter of warmup" in err and "Bogus" in err

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from progsim import _config
+from progsim.nn._patches import col2im, im2col
 from progsim.nn.compound import make_tile
 from progsim.nn.config import TileConfig
 
@@ -105,12 +106,13 @@ _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def _like(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    """``a`` as a tensor in ``like``'s dtype and on its device (cast by NumPy for a CPU float32
-    or float64 tensor: the same rounding as torch's, without a torch operation)."""
+    """``a`` (any strides) as a contiguous tensor in ``like``'s dtype and on its device (cast by
+    NumPy for a CPU float32 or float64 tensor: the same rounding as torch's, without a torch
+    operation; a contiguous ``a`` of that dtype is not copied)."""
     np_dtype = _NUMPY_DTYPES.get(like.dtype)
     if np_dtype is not None and like.is_cpu:
-        return torch.from_numpy(a.astype(np_dtype, copy=False))
-    return torch.from_numpy(a).to(device=like.device, dtype=like.dtype)
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np_dtype))
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device=like.device, dtype=like.dtype)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -172,11 +174,11 @@ class _TileMVM(torch.autograd.Function):
 
 class _ConvTileMVM(torch.autograd.Function):
     """An unfolded convolution on the tile: ``x`` of shape (N, C, H, W) is cut into its patches
-    in NumPy (:func:`_im2col`; rows ordered sample by sample, positions row-major), read as
-    :class:`_TileMVM` reads rows, and returned as (N, out_channels, Ho, Wo) with the digital
-    bias added; backward reads ``dy`` back through the tile and folds the patch gradients onto
-    ``x`` (:func:`_col2im`). One autograd node per convolution: no torch unfold, layout copies
-    or bias addition in the graph."""
+    (:func:`progsim.nn._patches.im2col`; rows ordered sample by sample, positions row-major),
+    read as :class:`_TileMVM` reads rows, and returned as (N, out_channels, Ho, Wo) with the
+    digital bias added; backward reads ``dy`` back through the tile and folds the patch
+    gradients onto ``x`` (:func:`progsim.nn._patches.col2im`). One autograd node per
+    convolution: no torch unfold, layout copies or bias addition in the graph."""
 
     @staticmethod
     def forward(ctx, x, bias, token, layer, record, geometry):
@@ -191,55 +193,9 @@ class _ConvTileMVM(torch.autograd.Function):
         n, c_out = dy.shape[0], dy.shape[1]
         d = np.ascontiguousarray(_numpy(dy).reshape(n, c_out, -1).transpose(0, 2, 1), dtype=np.float64)
         g = ctx.layer._backward_rows(d.reshape(-1, c_out), ctx)
-        dx = _like(_col2im(g, ctx.in_shape, *ctx.geometry), dy) if g is not None else None
+        dx = _like(col2im(g, ctx.in_shape, ctx.geometry), dy) if g is not None else None
         db = _bias_grad(dy, ctx.bias_dtype, 1) if ctx.needs_input_grad[1] else None
         return dx, db, None, None, None, None
-
-
-def _conv_slices(i, j, dilation, stride, out_hw):
-    """The input slices (after padding) that kernel tap ``(i, j)`` reads at every output position."""
-    r0, c0 = i * dilation[0], j * dilation[1]
-    return (slice(r0, r0 + stride[0] * (out_hw[0] - 1) + 1, stride[0]),
-            slice(c0, c0 + stride[1] * (out_hw[1] - 1) + 1, stride[1]))
-
-
-def _patches(x, kernel, dilation, stride, out_hw, writeable=False):
-    """The strided view ``[n, ho, wo, c, i, j] -> x[n, c, ho * s0 + i * d0, wo * s1 + j * d1]`` of
-    a (padded) ``x`` of shape (N, C, H, W): every patch of every output position, no copy."""
-    n, c = x.shape[:2]
-    sn, sc, sh, sw = x.strides
-    return np.lib.stride_tricks.as_strided(
-        x, (n, out_hw[0], out_hw[1], c, kernel[0], kernel[1]),
-        (sn, sh * stride[0], sw * stride[1], sc, sh * dilation[0], sw * dilation[1]), writeable=writeable)
-
-
-def _im2col(x, kernel, dilation, padding, stride, out_hw) -> np.ndarray:
-    """The patches of ``x`` (N, C, H, W) as float64 rows (N * Ho * Wo, C * kh * kw), the columns
-    ordered as ``torch.nn.functional.unfold``'s (channel, then kernel row, then kernel column)
-    and the rows sample by sample, output positions row-major; zero padding. One copy of
-    :func:`_patches`."""
-    n, c = x.shape[:2]
-    if padding[0] or padding[1]:
-        x = np.pad(x, ((0, 0), (0, 0), (padding[0], padding[0]), (padding[1], padding[1])))
-    view = _patches(x, kernel, dilation, stride, out_hw)
-    return view.astype(np.float64).reshape(n * out_hw[0] * out_hw[1], c * kernel[0] * kernel[1])
-
-
-def _col2im(g, in_shape, kernel, dilation, padding, stride, out_hw) -> np.ndarray:
-    """The adjoint of :func:`_im2col`: rows of patch gradients ``g`` (N * Ho * Wo, C * kh * kw)
-    summed onto the input positions they were cut from, shape ``in_shape`` (N, C, H, W), float64."""
-    n, c, h, w = in_shape
-    gp = np.zeros((n, c, h + 2 * padding[0], w + 2 * padding[1]))
-    g6 = g.reshape(n, out_hw[0], out_hw[1], c, kernel[0], kernel[1])
-    if all(stride[a] >= dilation[a] * (kernel[a] - 1) + 1 or out_hw[a] == 1 for a in (0, 1)):
-        # windows that do not overlap: every input position takes at most one patch entry
-        _patches(gp, kernel, dilation, stride, out_hw, writeable=True)[...] = g6
-    else:
-        for i in range(kernel[0]):
-            for j in range(kernel[1]):
-                rs, cs = _conv_slices(i, j, dilation, stride, out_hw)
-                gp[:, :, rs, cs] += g6[..., i, j].transpose(0, 3, 1, 2)
-    return gp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
 
 
 class AnalogModule(nn.Module):
@@ -371,14 +327,12 @@ class AnalogModule(nn.Module):
     # ------------------------------------------------------------------ passes
 
     def _tile_input(self, x: torch.Tensor) -> np.ndarray:
-        return self._tile_input_np(_numpy(x), copy=True)
-
-    def _tile_input_np(self, x: np.ndarray, copy: bool = False) -> np.ndarray:
         """Rows ``x`` (n, tile_in_features) as the tile's float64 input (a column of ones appended
-        for an analog bias); ``copy``: never a view of ``x`` (whose memory the caller may change
-        before the update reads the kept input)."""
+        for an analog bias), always a copy (the caller may change ``x`` before the update reads
+        the kept input)."""
+        x = _numpy(x)
         if not self.analog_bias:
-            return x.astype(np.float64, copy=copy)
+            return x.astype(np.float64)
         xin = np.empty((x.shape[0], x.shape[1] + 1))
         xin[:, :-1] = x
         xin[:, -1] = 1.0
@@ -451,12 +405,13 @@ class AnalogModule(nn.Module):
         return _ConvTileMVM.apply(x4, self._digital_bias(), self._token if record else None, self, record, geometry)
 
     def _conv_read(self, x4: torch.Tensor, geometry):
-        """``(xin, y)``: the tile input rows of ``x4``'s patches (:func:`_im2col`) and their read
-        :meth:`_read` laid out as (N, out_channels, Ho, Wo), float64 C-contiguous."""
+        """``(xin, y)``: the tile input rows of ``x4``'s patches (:func:`progsim.nn._patches.im2col`,
+        with the ones column of an analog bias) and their read :meth:`_read` laid out as
+        (N, out_channels, Ho, Wo), float64 (a view; :func:`_output` makes it contiguous)."""
         n, (ho, wo) = x4.shape[0], geometry[4]
-        xin = self._tile_input_np(_im2col(_numpy(x4), *geometry))
+        xin = im2col(_numpy(x4), geometry, self.analog_bias)
         y = self._read(xin).reshape(n, ho * wo, self.out_features).transpose(0, 2, 1)
-        return xin, np.ascontiguousarray(y).reshape(n, self.out_features, ho, wo)
+        return xin, y.reshape(n, self.out_features, ho, wo)
 
     def _add_bias(self, y: torch.Tensor, view) -> torch.Tensor:
         """``y + bias`` in torch (the inference backend, whose read is a torch graph)."""
