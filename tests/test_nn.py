@@ -511,3 +511,20 @@ def test_whole_module_pickles_and_resumes_bit_identically():
         step(twin)
         for a, b in zip(model.analog_modules(), twin.analog_modules()):
             np.testing.assert_array_equal(a.tile.weights, b.tile.weights)
+            # the copy's mirrors follow its own tile, not the original's memory
+            assert torch.equal(b.weight, torch.from_numpy(b.tile.weights).float())
+
+
+def test_mirror_follows_a_parameter_whose_storage_was_replaced():
+    # module.double() assigns new storage to the same Parameter objects; the mirror written
+    # after the next step must land in that storage (a view of the old one would leave the
+    # visible weight stale), in its dtype.
+    torch.manual_seed(0)
+    layer = AnalogLinear(4, 3, seed=1)
+    x = torch.randn(5, 4)
+    for dtype in (torch.float32, torch.float64):
+        layer.to(dtype)
+        layer(x.to(dtype)).sum().backward()
+        AnalogSGD(layer.parameters(), lr=0.2).step()
+        assert layer.weight.dtype == dtype
+        assert torch.equal(layer.weight, torch.from_numpy(layer.tile.weights).to(dtype))

@@ -121,12 +121,24 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return (t if t.dtype in _NUMPY_DTYPES or t.dtype == torch.float16 else t.to(torch.float64)).numpy()
 
 
-def _mirror(param: torch.Tensor, values: np.ndarray) -> None:
-    """``param[...] = values`` (same number of elements, row-major), cast to ``param``'s dtype."""
-    if param.dtype in _NUMPY_DTYPES and param.is_cpu and param.is_contiguous():
-        np.copyto(param.detach().numpy().reshape(values.shape), values, casting="same_kind")
+def _mirror(param: torch.Tensor, values: np.ndarray, views: dict) -> None:
+    """``param[...] = values`` (same number of elements, row-major), cast to ``param``'s dtype.
+
+    A contiguous CPU float32/float64 ``param`` is written through a NumPy view of its memory,
+    kept in ``views`` (the layer's) under ``id(param)`` with the storage address it was made
+    for: a parameter whose storage was replaced (``module.float()`` assigns ``param.data``)
+    gets a new view. The view holds the storage it was made for, so that address cannot be
+    reused while the entry lives."""
+    entry = views.get(id(param))
+    if entry is not None and entry[0] is param and entry[1] == param.data_ptr():
+        np.copyto(entry[2], values.reshape(entry[2].shape), casting="same_kind")
+    elif param.dtype in _NUMPY_DTYPES and param.is_cpu and param.is_contiguous():
+        view = param.detach().numpy().reshape(values.shape)
+        views[id(param)] = (param, param.data_ptr(), view)
+        np.copyto(view, values, casting="same_kind")
     else:
-        param.copy_(torch.from_numpy(np.ascontiguousarray(values)).reshape(param.shape))
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.ascontiguousarray(values)).reshape(param.shape))
 
 
 def _output(y: np.ndarray, bias, like: torch.Tensor, channel_axis: int) -> torch.Tensor:
@@ -242,10 +254,18 @@ class AnalogModule(nn.Module):
         else:
             self.register_parameter("bias", None)
         self._pending: list = []
+        self._mirror_views: dict = {}  # _mirror's NumPy views of the mirrors' memory
         self._seq = itertools.count()
         self._token = torch.empty(0, requires_grad=True)  # makes the Function record when x needs no grad
         if not self._inference:
             _LAYERS[id(self.weight)] = self
+
+    def __getstate__(self):
+        """The module's state for pickling and copying, without :func:`_mirror`'s views (which
+        would carry a second copy of the weights; the copy makes its own on its first sync)."""
+        state = super().__getstate__()
+        state["_mirror_views"] = {}
+        return state
 
     # ------------------------------------------------------------------ weights
 
@@ -312,17 +332,17 @@ class AnalogModule(nn.Module):
         """Refresh the torch mirrors from the tile (after every change of it, which also drops a
         drifted copy of its former weights): ``alpha * W_tile`` rounded to the mirrors' dtype,
         written straight into their memory when they are contiguous CPU tensors."""
-        self.drift_tile = None
+        if self.drift_tile is not None:
+            self.drift_tile = None
         if self._inference:
             return
         m = self.tile.weights
         if self.alpha != 1.0:
             m *= self.alpha
         w = m[:, :self.tile_in_features] if self.analog_bias else m
-        with torch.no_grad():
-            _mirror(self.weight, w)
-            if self.analog_bias:
-                _mirror(self.bias, m[:, -1])
+        _mirror(self.weight, w, self._mirror_views)
+        if self.analog_bias:
+            _mirror(self.bias, m[:, -1], self._mirror_views)
 
     # ------------------------------------------------------------------ passes
 
