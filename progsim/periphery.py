@@ -102,7 +102,7 @@ def io_params(io: IO, backward: bool = False) -> np.ndarray:
     return p
 
 
-@jit
+@jit(inline="always")
 def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
     """One pass of :func:`_read` over the vectors ``x[todo[:n]]`` at their bound-management
     factors ``bm``, writing their rows of ``out``. The noise of vector ``k`` comes from the
