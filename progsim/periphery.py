@@ -70,8 +70,8 @@ class IO:
         validate_fields(self)
 
 
-# Index of each scalar in the float64 vector that io_params builds for _read.
 _ZERO = np.uint64(0)
+# Index of each scalar in the float64 vector that io_params builds for _read.
 _NM, _INP_BOUND, _INP_STEP, _OUT_BOUND, _OUT_STEP, _W_NOISE, _OUT_NOISE, _BM_LIMIT, _N_NOISE = range(9)
 
 

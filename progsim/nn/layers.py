@@ -4,10 +4,10 @@ Each is a ``torch.nn.Module`` with its parameters registered, ``reset_parameters
 ``extra_repr``; it holds one tile (see :mod:`progsim.nn.base`). A convolution is unfolded: its kernel is a
 ``(out_channels, in_channels * prod(kernel))`` crossbar and every output position of every
 sample is one read (and, in training, one update cycle), sample by sample, positions in
-row-major order. The patches are cut in NumPy inside the layer's one autograd node
-(``progsim.nn.base._ConvTileMVM``), the columns in ``torch.nn.functional.unfold``'s order; an
-inference layer (``InferenceConfig``), whose read is a torch graph in its weight, unfolds with
-``F.unfold``.
+row-major order. The patches are cut by a compiled kernel (:mod:`progsim.nn._patches`) inside
+the layer's one autograd node (``progsim.nn.base._ConvTileMVM``), the columns in
+``torch.nn.functional.unfold``'s order; an inference layer (``InferenceConfig``), whose read is a
+torch graph differentiable in its weight and input, unfolds with ``F.unfold``.
 """
 
 from __future__ import annotations
