@@ -113,8 +113,25 @@ def use_parallel(work: int) -> bool:
     return True
 
 
+def _thread_calls(lib):
+    """``(get, set)`` of one threadpoolctl library controller: its C functions themselves for an
+    OpenBLAS on its own threads (a few hundred ns a call, where the controller's Python layers
+    take microseconds on every :func:`serial` of a layer's small calls), else the controller's
+    methods."""
+    if type(lib).__name__ == "OpenBLASController" and getattr(lib, "threading_layer", None) != "openmp":
+        try:
+            get = lib._get_symbol("openblas_get_num_threads")
+            put = lib._get_symbol("openblas_set_num_threads")
+        except Exception:  # noqa: BLE001 -- a threadpoolctl without the private helper: its methods
+            get = put = None
+        if get is not None and put is not None:
+            return get, put
+    return (lambda: lib.num_threads), lib.set_num_threads
+
+
 def _blas_libraries():
-    """threadpoolctl's controllers of the loaded BLAS libraries ([] without threadpoolctl)."""
+    """``(get, set)`` thread-count calls of the loaded BLAS libraries ([] without threadpoolctl),
+    found again whenever modules were imported since."""
     if _serial["modules"] != len(sys.modules):
         _serial["modules"] = len(sys.modules)
         try:
@@ -122,7 +139,8 @@ def _blas_libraries():
         except ImportError:
             _serial["blas"] = []
         else:
-            _serial["blas"] = ThreadpoolController().select(user_api="blas").lib_controllers
+            libs = ThreadpoolController().select(user_api="blas").lib_controllers
+            _serial["blas"] = [_thread_calls(lib) for lib in libs]
     return _serial["blas"]
 
 
@@ -135,15 +153,15 @@ class _Serial:
         _serial["depth"] += 1
         self.restore = ()
         if _serial["depth"] == 1:
-            self.restore = [(lib, n) for lib in _blas_libraries() if (n := lib.num_threads) != 1]
-            for lib, _ in self.restore:
-                lib.set_num_threads(1)
+            self.restore = [(put, n) for get, put in _blas_libraries() if (n := get()) != 1]
+            for put, _ in self.restore:
+                put(1)
         return self
 
     def __exit__(self, *exc):
         _serial["depth"] -= 1
-        for lib, n in self.restore:
-            lib.set_num_threads(n)
+        for put, n in self.restore:
+            put(n)
         return False
 
 

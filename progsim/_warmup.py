@@ -77,10 +77,13 @@ def warmup(devices=DEFAULT_DEVICES, report=None) -> list[tuple[str, float]]:
     timed("forward", lambda: xb.forward(x))
     timed("backward", lambda: xb.backward(x))
     timed("read_weights", lambda: xb.read_weights())
-    from progsim.nn._patches import col2im, im2col
+    from progsim.nn._patches import col2im, im2col, rows_to_channels
 
     geometry = ((3, 3), (1, 1), (1, 1), (1, 1), (4, 4))
     for dtype in (np.float32, np.float64):
         timed(f"convolution patches ({np.dtype(dtype).name})", lambda: im2col(np.ones((1, 2, 4, 4), dtype), geometry))
     timed("convolution patches (adjoint)", lambda: col2im(np.ones((16, 18)), (1, 2, 4, 4), geometry))
+    for dtype in (np.float32, np.float64):
+        timed(f"layer outputs ({np.dtype(dtype).name})",
+              lambda: rows_to_channels(np.ones((4, 3)), np.ones(3, dtype), (2, 3, 2), dtype))
     return steps

@@ -288,9 +288,10 @@ def test_warmup_compiles_the_configured_kernels_and_rejects_unknown_devices(caps
         assert _kernels._KERNELS[("stochastic", model, code)].signatures
     assert _kernels._KERNELS[("update", model, False, False)].signatures  # general, serial
     assert _kernels._KERNELS[("single", model)].signatures
-    from progsim.nn._patches import _patch_pass
+    from progsim.nn._patches import _patch_pass, _rows_to_channels
 
     assert {str(sig[0].dtype) for sig in _patch_pass.signatures} >= {"float32", "float64"}  # the convolutions' patches
+    assert {str(sig[2].dtype) for sig in _rows_to_channels.signatures} >= {"float32", "float64"}  # the layers' outputs
     assert main(["warmup", "--devices", "Bogus"]) == 2
     err = capsys.readouterr().err
     assert "'devices' parameter of warmup" in err and "Bogus" in err

@@ -1,4 +1,5 @@
-"""Compiled patch cutting for the unfolded convolutions of :mod:`progsim.nn.base`.
+"""Compiled layout kernels of :mod:`progsim.nn.base`: patch cutting for the unfolded
+convolutions, and the tile's output rows laid out as torch's channels-first output.
 
 A convolution's geometry is ``(kernel, dilation, padding, stride, out_hw)``, each a pair
 (rows, columns). Patch row ``(b, oh, ow)`` (sample by sample, output positions row-major) holds
@@ -63,4 +64,33 @@ def col2im(g: np.ndarray, in_shape, geometry) -> np.ndarray:
     (kh, kw), (d0, d1), (p0, p1), (s0, s1), (ho, wo) = geometry
     out = np.zeros(tuple(in_shape))
     _patch_pass(out, np.ascontiguousarray(g, dtype=np.float64), kh, kw, d0, d1, p0, p1, s0, s1, ho, wo, True)
+    return out
+
+
+@jit
+def _rows_to_channels(y, bias, out):
+    """``out[b, c, q] = y[b * P + q, c]`` rounded to ``out``'s dtype, then ``+ bias[c]`` added in
+    that dtype (an empty ``bias``: none), for ``out`` of shape (N, C, P)."""
+    n, c_out, npos = out.shape
+    with_bias = bias.shape[0] > 0
+    for b in range(n):
+        for q in range(npos):
+            r = b * npos + q
+            for c in range(c_out):
+                out[b, c, q] = y[r, c]
+                if with_bias:
+                    out[b, c, q] = out[b, c, q] + bias[c]
+
+
+_NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def rows_to_channels(y: np.ndarray, bias: np.ndarray | None, shape, dtype) -> np.ndarray:
+    """The tile's output rows ``y`` (float64, (N * P, C): sample by sample, positions in order) as
+    a new array of ``shape`` (N, C, ...) with P positions after the channel axis, in ``dtype``
+    (float32 or float64): each entry rounded to ``dtype`` and ``bias`` (of ``dtype``, or None)
+    added along the channels in ``dtype``, as ``torch.from_numpy(y...).to(dtype) + bias`` would."""
+    out = np.empty(shape, dtype=dtype)
+    b = _NO_BIAS[out.dtype] if bias is None else bias
+    _rows_to_channels(y, b, out.reshape(shape[0], shape[1], int(np.prod(shape[2:], dtype=np.int64))))
     return out

@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from progsim import _config
-from progsim.nn._patches import col2im, im2col
+from progsim.nn._patches import col2im, im2col, rows_to_channels
 from progsim.nn.compound import make_tile
 from progsim.nn.config import TileConfig
 
@@ -141,20 +141,23 @@ def _mirror(param: torch.Tensor, values: np.ndarray, views: dict) -> None:
             param.copy_(torch.from_numpy(np.ascontiguousarray(values)).reshape(param.shape))
 
 
-def _output(y: np.ndarray, bias, like: torch.Tensor, channel_axis: int) -> torch.Tensor:
-    """The tile output ``y`` (float64) as a tensor like ``like``, plus the digital ``bias``
-    (a tensor or None) along ``channel_axis``, added in the output's dtype as ``y + bias`` in
-    torch would (in place in NumPy for a CPU float32 or float64 output)."""
-    out = _like(y, like)
+def _output(y: np.ndarray, bias, like: torch.Tensor, shape) -> torch.Tensor:
+    """The tile's output rows ``y`` (float64, (N * P, C): sample by sample, positions in order) as
+    a tensor of ``shape`` (N, C, ...; P positions after the channel axis) in ``like``'s dtype and
+    on its device, plus the digital ``bias`` (a tensor or None) along the channels, added in the
+    output's dtype as ``y + bias`` in torch would. One compiled pass for a CPU float32 or
+    float64 output (:func:`progsim.nn._patches.rows_to_channels`), torch's operations else."""
+    np_dtype = _NUMPY_DTYPES.get(like.dtype)
+    if np_dtype is not None and like.is_cpu and (bias is None or bias.is_cpu):
+        b = None if bias is None else np.ascontiguousarray(bias.detach().to(like.dtype).numpy())
+        return torch.from_numpy(rows_to_channels(y, b, shape, np_dtype))
+    n, c = shape[0], shape[1]
+    out = _like(y.reshape(n, -1, c).transpose(0, 2, 1).reshape(shape), like)
     if bias is None:
         return out
-    b = bias.detach()
-    shape = [1] * out.dim()
-    shape[channel_axis] = -1
-    if out.dtype in _NUMPY_DTYPES and out.is_cpu and b.is_cpu:
-        out.numpy()[...] += b.to(out.dtype).numpy().reshape(shape)
-        return out
-    return out + b.to(device=out.device, dtype=out.dtype).reshape(shape)
+    view = [1] * out.dim()
+    view[1] = -1
+    return out + bias.detach().to(device=out.device, dtype=out.dtype).reshape(view)
 
 
 def _bias_grad(dy: torch.Tensor, dtype, channel_axis: int) -> torch.Tensor:
@@ -173,7 +176,8 @@ class _TileMVM(torch.autograd.Function):
         xin = layer._tile_input(x)
         ctx.layer, ctx.xin, ctx.record, ctx.seq = layer, xin, record, next(layer._seq)
         ctx.bias_dtype = None if bias is None else bias.dtype
-        return _output(layer._read(xin), bias, x, 1)
+        y = layer._read(xin)
+        return _output(y, bias, x, y.shape)
 
     @staticmethod
     def backward(ctx, dy):
@@ -198,7 +202,7 @@ class _ConvTileMVM(torch.autograd.Function):
         ctx.layer, ctx.xin, ctx.record, ctx.seq = layer, xin, record, next(layer._seq)
         ctx.geometry, ctx.in_shape = geometry, tuple(x.shape)
         ctx.bias_dtype = None if bias is None else bias.dtype
-        return _output(y, bias, x, 1)
+        return _output(y, bias, x, (x.shape[0], layer.out_features, *geometry[4]))
 
     @staticmethod
     def backward(ctx, dy):
@@ -411,7 +415,8 @@ class AnalogModule(nn.Module):
         grad, record = self._records(rows)
         bias = self._digital_bias()
         if not grad:
-            return _output(self._read(self._tile_input(rows)), bias, rows, 1)
+            y = self._read(self._tile_input(rows))
+            return _output(y, bias, rows, y.shape)
         return _TileMVM.apply(rows, bias, self._token if record else None, self, record)
 
     def _conv_mvm(self, x4: torch.Tensor, geometry) -> torch.Tensor:
@@ -421,17 +426,16 @@ class AnalogModule(nn.Module):
         self._check_float(x4)
         grad, record = self._records(x4)
         if not grad:
-            return _output(self._conv_read(x4, geometry)[1], self._digital_bias(), x4, 1)
+            return _output(self._conv_read(x4, geometry)[1], self._digital_bias(), x4,
+                           (x4.shape[0], self.out_features, *geometry[4]))
         return _ConvTileMVM.apply(x4, self._digital_bias(), self._token if record else None, self, record, geometry)
 
     def _conv_read(self, x4: torch.Tensor, geometry):
         """``(xin, y)``: the tile input rows of ``x4``'s patches (:func:`progsim.nn._patches.im2col`,
-        with the ones column of an analog bias) and their read :meth:`_read` laid out as
-        (N, out_channels, Ho, Wo), float64 (a view; :func:`_output` makes it contiguous)."""
-        n, (ho, wo) = x4.shape[0], geometry[4]
+        with the ones column of an analog bias) and their read :meth:`_read`, float64 rows
+        (N * Ho * Wo, out_channels) in the patches' order (:func:`_output` lays them out)."""
         xin = im2col(_numpy(x4), geometry, self.analog_bias)
-        y = self._read(xin).reshape(n, ho * wo, self.out_features).transpose(0, 2, 1)
-        return xin, y.reshape(n, self.out_features, ho, wo)
+        return xin, self._read(xin)
 
     def _add_bias(self, y: torch.Tensor, view) -> torch.Tensor:
         """``y + bias`` in torch (the inference backend, whose read is a torch graph)."""

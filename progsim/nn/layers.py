@@ -119,6 +119,24 @@ class _AnalogConvNd(AnalogModule):
         """Spatial parameters padded to two dimensions (Conv1d runs as a 1 x k Conv2d)."""
         return (1,) * (2 - self.n_dims) + tuple(t) if self.n_dims < 2 else tuple(t)
 
+    def _geometry(self, hw, in_shape):
+        """``(kernel, dilation, padding, stride, out_hw)``, each a pair, for an input of spatial
+        shape ``hw`` (two dimensions; ``in_shape`` as given, for the error), kept per shape and
+        parameters (a layer sees few input shapes, and its forward runs once per batch)."""
+        key = (hw, self.kernel_size, self.stride, self.padding, self.dilation)
+        cache = self.__dict__.setdefault("_geometries", {})
+        geometry = cache.get(key)
+        if geometry is None:
+            n = self.n_dims
+            k, s = self._as_2d(self.kernel_size), self._as_2d(self.stride)
+            p, d = (0,) * (2 - n) + self.padding, self._as_2d(self.dilation)
+            out_hw = tuple((hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
+            if min(out_hw) < 1:
+                raise ValueError(f"The input of {type(self).__name__} is too small for the kernel: spatial shape "
+                                 f"{in_shape} gives an output of {out_hw[2 - n:]}.")
+            geometry = cache[key] = (k, d, p, s, out_hw)
+        return geometry
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.n_dims
         if not isinstance(x, torch.Tensor) or x.dim() not in (n + 1, n + 2) or x.shape[-n - 1] != self.in_channels:
@@ -129,12 +147,8 @@ class _AnalogConvNd(AnalogModule):
         single = x.dim() == n + 1
         xb = x.unsqueeze(0) if single else x
         x4 = xb.unsqueeze(2) if n == 1 else xb
-        k, s = self._as_2d(self.kernel_size), self._as_2d(self.stride)
-        p, d = (0,) * (2 - n) + self.padding, self._as_2d(self.dilation)
-        out_hw = [(x4.shape[2 + i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
-        if min(out_hw) < 1:
-            raise ValueError(f"The input of {type(self).__name__} is too small for the kernel: spatial shape "
-                             f"{tuple(xb.shape[2:])} gives an output of {tuple(out_hw[2 - n:])}.")
+        geometry = self._geometry(tuple(x4.shape[2:]), tuple(xb.shape[2:]))
+        k, d, p, s, out_hw = geometry
         if self._inference:  # the inference read is a torch graph in the weight: unfold in torch
             size = x4.shape[0] * x4.shape[1] * math.prod(k) * math.prod(out_hw)  # elements of the unfolded input
             cols = _unfold(x4, k, d, p, s, serial=size < SERIAL_CELLS)  # (N, K, L)
@@ -142,8 +156,9 @@ class _AnalogConvNd(AnalogModule):
             y = self._mvm(cols.transpose(1, 2).reshape(nb * npos, kk))
             y = y.reshape(nb, npos, self.out_channels).transpose(1, 2).reshape(nb, self.out_channels, *out_hw)
         else:
-            y = self._conv_mvm(x4, (k, d, p, s, tuple(out_hw)))
-        y = y.reshape(y.shape[0], self.out_channels, *out_hw[2 - n:])
+            y = self._conv_mvm(x4, geometry)
+        if n == 1:
+            y = y.reshape(y.shape[0], self.out_channels, out_hw[1])
         return y[0] if single else y
 
     def extra_repr(self) -> str:
