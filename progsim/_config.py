@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -53,7 +54,8 @@ _threads = {"n": None, "applied": False}
 # serial(): how many callers are inside it (process-wide), and the BLAS libraries it limits,
 # found again whenever modules were imported since (numba loads scipy's BLAS with the first
 # kernel that multiplies).
-_serial = {"depth": 0, "blas": None, "modules": -1}
+_serial = {"depth": 0, "blas": None, "modules": -1, "restore": []}
+_serial_lock = threading.Lock()
 
 
 def _env_threads():
@@ -145,23 +147,28 @@ def _blas_libraries():
 
 
 class _Serial:
-    """The context of :func:`serial` (a class: entered for every small call of a layer)."""
+    """The context of :func:`serial` (a class: entered for every small call of a layer). The
+    depth and the BLAS counts to restore are process-wide, changed under a lock: the BLAS limit
+    is set by the first thread in and lifted by the last one out."""
 
-    __slots__ = ("restore",)
+    __slots__ = ()
 
     def __enter__(self):
-        _serial["depth"] += 1
-        self.restore = ()
-        if _serial["depth"] == 1:
-            self.restore = [(put, n) for get, put in _blas_libraries() if (n := get()) != 1]
-            for put, _ in self.restore:
-                put(1)
+        with _serial_lock:
+            _serial["depth"] += 1
+            if _serial["depth"] == 1:
+                _serial["restore"] = [(put, n) for get, put in _blas_libraries() if (n := get()) != 1]
+                for put, _ in _serial["restore"]:
+                    put(1)
         return self
 
     def __exit__(self, *exc):
-        _serial["depth"] -= 1
-        for put, n in self.restore:
-            put(n)
+        with _serial_lock:
+            _serial["depth"] -= 1
+            if _serial["depth"] == 0:
+                for put, n in _serial["restore"]:
+                    put(n)
+                _serial["restore"] = []
         return False
 
 
@@ -169,7 +176,8 @@ def serial():
     """A context running the enclosed progsim calls on one thread (see the module docstring):
     serial kernel variants, and every BLAS library that threadpoolctl finds limited to one
     thread, its count restored on leaving. Re-entrant and process-wide (the BLAS limit holds for
-    every thread of the process meanwhile); the same bits as the parallel variants."""
+    every thread of the process meanwhile, until the last thread inside leaves); the same bits
+    as the parallel variants."""
     return _Serial()
 
 

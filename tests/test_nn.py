@@ -464,6 +464,35 @@ def test_serial_context_forces_serial_kernels_and_restores_blas_threads():
         assert [lib.num_threads for lib in ctl.select(user_api="blas").lib_controllers] == before
 
 
+def test_serial_context_is_safe_across_threads():
+    # Two threads running layers enter serial() at the same time: the BLAS limit holds while
+    # either is inside and is lifted by the last one out.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threading
+
+    from progsim import _config
+
+    ctl = threadpoolctl.ThreadpoolController()
+    inside = []
+    with ctl.limit(limits=2, user_api="blas"):
+        before = [lib.num_threads for lib in ctl.select(user_api="blas").lib_controllers]
+        barrier = threading.Barrier(2)
+
+        def work():
+            barrier.wait()
+            for _ in range(2000):
+                with _config.serial():
+                    inside.append(all(lib.num_threads == 1 for lib in ctl.select(user_api="blas").lib_controllers)
+                                  if len(inside) % 500 == 0 else True)
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert _config._serial["depth"] == 0 and all(inside) and len(inside) == 4000
+        assert [lib.num_threads for lib in ctl.select(user_api="blas").lib_controllers] == before
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_layers_read_and_mirror_in_their_dtype(dtype):
     # Dtypes NumPy lacks (bfloat16) or that the fast paths do not cast (float16) go through
