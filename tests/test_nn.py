@@ -464,6 +464,24 @@ def test_serial_context_forces_serial_kernels_and_restores_blas_threads():
         assert [lib.num_threads for lib in ctl.select(user_api="blas").lib_controllers] == before
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_layer_outputs_are_torch_casts_and_bias_additions(dtype, with_bias):
+    # The compiled output pass must give what torch gives for the same steps: the rows
+    # (N * P, C) laid out as (N, C, P), cast to the dtype, plus the bias added in the dtype.
+    from progsim.nn._patches import rows_to_channels
+
+    g = torch.Generator().manual_seed(3)
+    y = torch.randn(2 * 6, 5, generator=g, dtype=torch.float64) * 3
+    bias = torch.randn(5, generator=g).to(dtype) if with_bias else None
+    ref = y.reshape(2, 6, 5).transpose(1, 2).reshape(2, 5, 2, 3).to(dtype)
+    if with_bias:
+        ref = ref + bias.reshape(1, -1, 1, 1)
+    got = rows_to_channels(y.numpy(), None if bias is None else bias.numpy(), (2, 5, 2, 3), ref.numpy().dtype)
+    assert got.dtype == ref.numpy().dtype and got.shape == (2, 5, 2, 3)
+    np.testing.assert_array_equal(got, ref.numpy())
+
+
 def test_serial_context_is_safe_across_threads():
     # Two threads running layers enter serial() at the same time: the BLAS limit holds while
     # either is inside and is lifted by the last one out.

@@ -12,6 +12,8 @@ times more.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from progsim._config import jit
@@ -92,5 +94,5 @@ def rows_to_channels(y: np.ndarray, bias: np.ndarray | None, shape, dtype) -> np
     added along the channels in ``dtype``, as ``torch.from_numpy(y...).to(dtype) + bias`` would."""
     out = np.empty(shape, dtype=dtype)
     b = _NO_BIAS[out.dtype] if bias is None else bias
-    _rows_to_channels(y, b, out.reshape(shape[0], shape[1], int(np.prod(shape[2:], dtype=np.int64))))
+    _rows_to_channels(y, b, out.reshape(shape[0], shape[1], math.prod(shape[2:])))
     return out
