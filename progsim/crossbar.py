@@ -172,7 +172,7 @@ class Crossbar:
     def _batch(self, v, name, size, method):
         # the common call (a finite float64 array of the right shape) skips check_array's conversions
         if not (type(v) is np.ndarray and v.dtype == np.float64 and 1 <= v.ndim <= 2 and v.shape[-1] == size
-                and np.isfinite(v).all()):
+                and _kernels._all_finite(v)):
             v = check_array(v, name, f"Crossbar.{method}", ndim=(1, 2), shape=(size,))
         arr = v
         return arr[None, :] if arr.ndim == 1 else arr, arr.ndim == 1
