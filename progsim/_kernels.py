@@ -258,7 +258,7 @@ def _fast_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, ac
         counts[i, 1] = 0
 
 
-@jit
+@jit(inline="always")
 def _active_columns(col_bits):
     """``(act, n_act)``: ``act[b, :n_act[b]]`` are the columns ``j`` with ``col_bits[b, j] != 0``,
     in increasing order (the rest of each row of ``act`` is unset)."""
@@ -370,7 +370,7 @@ def _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, b
     return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bls, quad)
 
 
-@jit
+@jit(inline="always")
 def _totals(counts):
     n_full = 0
     n_half = 0
@@ -380,7 +380,7 @@ def _totals(counts):
     return n_full, n_half
 
 
-@jit
+@jit(inline="always")
 def _stochastic_setup(w, lr, key, counter0, dw_min, dw_min_std, write_noise_std, strength, prob, hs):
     """What both one-call Stochastic kernels build besides their cycles before the row loop:
     the kernel configuration, the per-row counts and the stream state and buffer."""
