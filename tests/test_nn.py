@@ -482,6 +482,24 @@ def test_layer_outputs_are_torch_casts_and_bias_additions(dtype, with_bias):
     np.testing.assert_array_equal(got, ref.numpy())
 
 
+@pytest.mark.parametrize("make, shape", [(lambda: AnalogConv2d(2, 3, 3, seed=0), (0, 2, 5, 5)),
+                                         (lambda: AnalogConv1d(2, 3, 3, seed=0), (0, 2, 5)),
+                                         (lambda: AnalogLinear(4, 3, seed=0), (0, 4))])
+def test_an_empty_batch_goes_through_forward_backward_and_step(make, shape):
+    # A batch of no samples (the tail of a split, a filtered batch) gives empty outputs and
+    # gradients, and a step that applies no cycle and leaves the weights as they were.
+    layer = make()
+    w0 = layer.get_weights()[0].clone()
+    x = torch.zeros(shape, requires_grad=True)
+    opt = AnalogSGD(layer.parameters(), lr=0.1)
+    y = layer(x)
+    assert y.shape[0] == 0 and y.shape[1] == 3
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    opt.step()
+    assert layer.counters["update_cycles"] == 0 and torch.equal(layer.get_weights()[0], w0)
+
+
 def test_serial_context_is_safe_across_threads():
     # Two threads running layers enter serial() at the same time: the BLAS limit holds while
     # either is inside and is lifted by the last one out.

@@ -207,7 +207,8 @@ class _ConvTileMVM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         n, c_out = dy.shape[0], dy.shape[1]
-        d = np.ascontiguousarray(_numpy(dy).reshape(n, c_out, -1).transpose(0, 2, 1), dtype=np.float64)
+        npos = math.prod(dy.shape[2:])  # explicit: reshape cannot infer -1 for an empty batch
+        d = np.ascontiguousarray(_numpy(dy).reshape(n, c_out, npos).transpose(0, 2, 1), dtype=np.float64)
         g = ctx.layer._backward_rows(d.reshape(-1, c_out), ctx)
         dx = _like(col2im(g, ctx.in_shape, ctx.geometry), dy) if g is not None else None
         db = _bias_grad(dy, ctx.bias_dtype, 1) if ctx.needs_input_grad[1] else None
