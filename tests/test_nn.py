@@ -390,6 +390,8 @@ def test_bad_shapes_and_arguments():
         TileConfig(pulses=pulses.Ideal(), half_select=HalfSelect("v2", strength=0.1))
     with pytest.raises(ValueError, match="unidirectional"):
         convert_to_analog(nn.LSTM(2, 2, bidirectional=True))
+    with pytest.raises(ValueError, match=r"AnalogLSTM must hold at least one time step .*Got shape \(0, 2, 4\)"):
+        AnalogLSTM(4, 3, seed=0)(torch.zeros(0, 2, 4))
     with pytest.raises(ValueError, match="'name' parameter of preset"):
         preset("unobtainium")
 

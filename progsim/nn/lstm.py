@@ -58,6 +58,9 @@ class AnalogLSTM(nn.Module):
         single = x.dim() == 2
         seq = x.unsqueeze(1) if single else (x.transpose(0, 1) if self.batch_first else x)
         n_t, nb = seq.shape[0], seq.shape[1]
+        if n_t == 0:
+            raise ValueError(f"The input of AnalogLSTM must hold at least one time step (as torch's LSTM). "
+                             f"Got shape {tuple(x.shape)} instead.")
         shape = (self.num_layers, nb, self.hidden_size)
         if hx is None:
             h0 = c0 = seq.new_zeros(shape)
