@@ -397,12 +397,23 @@ def test_bad_shapes_and_arguments():
 
 
 def test_presets_build_layers():
+    # omega maps the largest weight onto 0.5 device units: the tile is programmed with W / alpha,
+    # alpha = max|W| / 0.5, each entry clipped to its own cell's bounds (a preset's spread of
+    # the bounds between devices can put a cell's bound inside 0.5: reram-sb's w_min -0.75 with
+    # a relative sd of 0.4 does so for one cell in five). Weights given, not drawn, so the
+    # check does not depend on torch's global generator.
+    w0 = torch.tensor([[0.3, -0.8, 0.1], [-0.2, 0.6, -0.05]], dtype=torch.float64)
+    b0 = torch.tensor([0.05, -0.1], dtype=torch.float64)
     for name in ("reram-sb", "ecram", "pcm"):
         layer = AnalogLinear(3, 2, config=preset(name, weight_scaling_omega=0.5), seed=0)
+        layer.set_weights(w0, b0)
+        m = torch.cat([w0, b0[:, None]], dim=1) if layer.analog_bias else w0
+        assert layer.alpha == float(m.abs().max()) / 0.5
+        scaled = m.numpy() / layer.alpha
+        assert np.abs(scaled).max() == 0.5
+        cells = layer.tile.cells
+        np.testing.assert_array_equal(layer.tile.hidden_weights, np.clip(scaled, cells.w_min, cells.w_max))
         w, _ = layer.get_weights()
-        # omega maps the largest initial weight onto 0.5 device units of the hidden state (the
-        # apparent weight adds write noise); the cell bounds (>= 0.75 - 3 sd of dtod) hold it
-        assert math.isclose(float(np.abs(layer.tile.hidden_weights).max()), 0.5, rel_tol=1e-12)
         assert torch.equal(layer.weight, w.float())
 
 
