@@ -227,10 +227,13 @@ def _check_converted(digital, analog, x, n_analog, atol=1e-10):
 GEOMETRIES = [(AnalogConv2d, nn.Conv2d, dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 2), dilation=(1, 2)), (7, 6)),
               (AnalogConv2d, nn.Conv2d, dict(kernel_size=1), (3, 4)),
               (AnalogConv2d, nn.Conv2d, dict(kernel_size=2, stride=(2, 3), padding=1), (5, 7)),
-              (AnalogConv1d, nn.Conv1d, dict(kernel_size=3, stride=2, padding=2, dilation=2), (9,))]
+              (AnalogConv1d, nn.Conv1d, dict(kernel_size=3, stride=2, padding=2, dilation=2), (9,)),
+              (AnalogConv2d, nn.Conv2d, dict(kernel_size=(3, 5), padding="same", dilation=(2, 1)), (5, 6)),
+              (AnalogConv1d, nn.Conv1d, dict(kernel_size=4, padding="same", dilation=2), (7,))]
 
 
-@pytest.mark.parametrize("cls,ref_cls,kw,spatial", GEOMETRIES, ids=["conv2d", "conv2d-1x1", "conv2d-apart", "conv1d"])
+@pytest.mark.parametrize("cls,ref_cls,kw,spatial", GEOMETRIES,
+                         ids=["conv2d", "conv2d-1x1", "conv2d-apart", "conv1d", "conv2d-same", "conv1d-same"])
 def test_unfolded_convolution_with_digital_bias_matches_torch(cls, ref_cls, kw, spatial):
     # The layer cuts its patches and folds their gradients back in its own kernels: with a
     # perfect periphery its output, input gradient and bias gradient must be torch's own
@@ -380,6 +383,10 @@ def test_bad_shapes_and_arguments():
         conv(torch.randn(1, 3, 5, 5))
     with pytest.raises(ValueError, match="too small for the kernel"):
         conv(torch.randn(1, 2, 2, 2))
+    with pytest.raises(ValueError, match="'padding' parameter of AnalogConv2d can be 'same' only when"):
+        AnalogConv2d.from_digital(nn.Conv2d(2, 2, 2, padding="same"))  # torch pads one side more
+    with pytest.raises(ValueError, match="'padding' parameter of AnalogConv1d can be 'same' only with stride 1"):
+        AnalogConv1d(2, 2, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="'groups' parameter of AnalogConv2d must be 1"):
         AnalogConv2d(2, 2, 3, groups=2)
     with pytest.raises(ValueError, match="'lr' parameter of AnalogSGD must be a finite float > 0. Got -1"):

@@ -36,6 +36,23 @@ def _tuple(owner, name, value, n, low):
     return tuple(_check_int(owner, name, v, low) for v in vals)
 
 
+def _same_padding(owner, kernel_size, stride, dilation, n):
+    """torch's ``padding="same"`` as explicit padding: ``dilation * (kernel - 1) / 2`` on each side
+    of each dimension, for stride 1 (as torch requires). An even total (an odd window) only:
+    torch pads the extra entry on one side, which the unfolded convolution's symmetric
+    padding cannot express."""
+    ks, ds = _tuple(owner, "kernel_size", kernel_size, n, 1), _tuple(owner, "dilation", dilation, n, 1)
+    if _tuple(owner, "stride", stride, n, 1) != (1,) * n:
+        raise ValueError(f"The 'padding' parameter of {owner} can be 'same' only with stride 1 (as in torch). "
+                         f"Got stride {stride!r} instead.")
+    total = [d * (k - 1) for k, d in zip(ks, ds)]
+    if any(t % 2 for t in total):
+        raise ValueError(f"The 'padding' parameter of {owner} can be 'same' only when dilation * (kernel_size - 1) "
+                         f"is even in every dimension (torch then pads one side more, which is not supported; "
+                         f"give the padding explicitly). Got kernel_size {kernel_size!r}, dilation {dilation!r}.")
+    return tuple(t // 2 for t in total)
+
+
 def _unfold(x, kernel_size, dilation, padding, stride, serial: bool):
     """``F.unfold``, on one torch thread when ``serial``: for a small input its loop over the
     batch would open an OpenMP region that waits for torch's workers far longer than the copy
@@ -107,6 +124,8 @@ class _AnalogConvNd(AnalogModule):
             raise ValueError(f"The 'padding_mode' parameter of {owner} must be 'zeros'. Got {padding_mode!r} instead.")
         if padding == "valid":
             padding = 0
+        elif padding == "same":
+            padding = _same_padding(owner, kernel_size, stride, dilation, n)
         self.in_channels, self.kernel_size = in_channels, _tuple(owner, "kernel_size", kernel_size, n, 1)
         self.stride = _tuple(owner, "stride", stride, n, 1)
         self.padding = _tuple(owner, "padding", padding, n, 0)
@@ -169,9 +188,6 @@ class _AnalogConvNd(AnalogModule):
     @classmethod
     def from_digital(cls, module, config: TileConfig | None = None, *, seed=None):
         """An analog convolution programmed with ``module``'s weight and bias."""
-        if isinstance(module.padding, str) and module.padding != "valid":
-            raise ValueError(f"The 'padding' of {type(module).__name__} must be explicit or 'valid' to convert. "
-                             f"Got {module.padding!r} instead.")
         layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
                     module.dilation, module.groups, module.bias is not None, module.padding_mode, config,
                     seed=seed, dtype=module.weight.dtype)
