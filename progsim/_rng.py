@@ -209,25 +209,31 @@ def _zig_finish(bits):
 
 
 @jit(inline="always")
+def _normals_block(blk, base):
+    """``blk[k]`` = the exact standard normal of output ``k + 1`` after the stream state
+    ``base``: the fast path over the block in a branch-free (vectorised) pass that marks its
+    misses NaN, then the slow path for those (:func:`_zig_finish`)."""
+    missed = 0
+    for k in range(blk.shape[0]):
+        x, ok = _zig_fast(mix64(base + np.uint64(k + 1) * _GOLDEN))
+        blk[k] = x if ok else np.nan
+        missed += not ok
+    if missed:
+        for k in range(blk.shape[0]):
+            if blk[k] != blk[k]:
+                blk[k] = _zig_finish(mix64(base + np.uint64(k + 1) * _GOLDEN))
+
+
+@jit(inline="always")
 def fill_normals(st, buf):
-    """Refill the tail of ``buf`` with the stream's next block of exact standard normals and
-    point the position at its first slot: the fast path over the block in a branch-free
-    (vectorised) pass that marks its misses NaN, then the slow path for those. The block holds
+    """Refill the tail of ``buf`` with the stream's next block of exact standard normals
+    (:func:`_normals_block`) and point the position at its first slot. The block holds
     as many outputs as the stream has given so far, at least 8 and at most ``len(buf)``."""
     base = st[0]
     nbuf = buf.shape[0]
     m = min(nbuf, max(_FIRST_BLOCK, np.int64(st[2])))
     start = nbuf - m
-    blk = buf[start:]
-    missed = 0
-    for k in range(m):
-        x, ok = _zig_fast(mix64(base + np.uint64(k + 1) * _GOLDEN))
-        blk[k] = x if ok else np.nan
-        missed += not ok
-    if missed:
-        for k in range(m):
-            if blk[k] != blk[k]:
-                blk[k] = _zig_finish(mix64(base + np.uint64(k + 1) * _GOLDEN))
+    _normals_block(buf[start:], base)
     st[0] = base + np.uint64(m) * _GOLDEN
     st[1] = np.uint64(start)
     st[2] = st[2] + np.uint64(m)
@@ -262,16 +268,7 @@ def stream_normals(z, key, counter, domain, line):
     into ``z`` in one block: the values :func:`seed_buffered` and :func:`take` give one by one
     (output ``k`` depends only on the stream and ``k``), for a caller that knows how many it
     needs."""
-    base = stream_seed(key, counter, domain, line)
-    missed = 0
-    for k in range(z.shape[0]):
-        x, ok = _zig_fast(mix64(base + np.uint64(k + 1) * _GOLDEN))
-        z[k] = x if ok else np.nan
-        missed += not ok
-    if missed:
-        for k in range(z.shape[0]):
-            if z[k] != z[k]:
-                z[k] = _zig_finish(mix64(base + np.uint64(k + 1) * _GOLDEN))
+    _normals_block(z, stream_seed(key, counter, domain, line))
 
 
 @jit(inline="always")
