@@ -113,6 +113,7 @@ def _update_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, 
     std = cfg.dw_min_std
     wn = cfg.write_noise_std * cfg.dw_min
     nbuf = np.uint64(_rng.NBUF)
+    cell_base = _rng.stream_bases(cfg.key, cfg.counter0, _rng.DOMAIN_CELL, nb)
     for i in range(lo, hi):
         nfull = 0
         nhalf = 0
@@ -129,7 +130,7 @@ def _update_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, 
                 rbits = _low_bits(r_cnt)
             if hs == MODE_NONE and rbits == _ZERO:
                 continue
-            _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
+            _rng.seed_buffered(st, cell_base[b], i)
             blmask = _low_bits(bl)
             for j in range(cols):
                 tj = cyc.col_sign[b, j]
@@ -217,13 +218,14 @@ def _fast_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, ac
     col_bits, col_sign = cyc.col_bits, cyc.col_sign
     std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
     nbuf = np.uint64(_rng.NBUF)
+    cell_base = _rng.stream_bases(cfg.key, cfg.counter0, _rng.DOMAIN_CELL, cyc.bl.shape[0])
     for i in range(lo, hi):
         nfull = 0
         for b in range(cyc.bl.shape[0]):
             rbits = cyc.row_bits[b, i]
             if cyc.bl[b] == 0 or rbits == _ZERO:
                 continue
-            _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
+            _rng.seed_buffered(st, cell_base[b], i)
             up_sign = -cfg.lr_sign * cyc.row_sign[b, i]
             for q in range(n_act[b]):
                 j = act[b, q]
@@ -494,6 +496,7 @@ def _make_single(model):
         std, wn = cfg.dw_min_std, cfg.write_noise_std * cfg.dw_min
         nsingle = 0
         nhalf = 0
+        single_base = _rng.stream_base(cfg.key, cfg.counter0, _rng.DOMAIN_SINGLE)
         for s in range(rows_idx.shape[0]):
             m = n[s]
             if m == 0:
@@ -501,7 +504,7 @@ def _make_single(model):
             i = rows_idx[s]
             j = cols_idx[s]
             up = m > 0
-            _rng.seed_buffered(st, cfg.key, cfg.counter0, _rng.DOMAIN_SINGLE, s)
+            _rng.seed_buffered(st, single_base, s)
             wmax, wmin = cells.w_max[i, j], cells.w_min[i, j]
             dw = cells.dw_up[i, j] if up else cells.dw_down[i, j]
             kc = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
@@ -551,12 +554,13 @@ def ideal_with_device(w, wa, x, d, lr, w_max, w_min, cfg):
     wn = cfg.write_noise_std * cfg.dw_min
     st = np.empty(_rng.NST, dtype=np.uint64)
     buf = np.empty(_rng.NBUF)
+    cell_base = _rng.stream_bases(cfg.key, cfg.counter0, _rng.DOMAIN_CELL, nb)
     for b in range(nb):
         for i in range(rows):
             g = lr * d[b, i]
             if g == 0.0:
                 continue
-            _rng.seed_buffered(st, cfg.key, cfg.counter0 + np.uint64(b), _rng.DOMAIN_CELL, i)
+            _rng.seed_buffered(st, cell_base[b], i)
             for j in range(cols):
                 if x[b, j] == 0.0:
                     continue

@@ -44,10 +44,32 @@ def mix64(z):
 
 
 @jit
+def stream_base(key, counter, domain):
+    """The part of :func:`stream_seed` that every line of ``(key, counter, domain)`` shares: a
+    loop over lines computes it once (:func:`line_seed`), not once per line."""
+    return mix64(key ^ mix64(np.uint64(counter) * _GOLDEN + domain))
+
+
+@jit
+def line_seed(base, line):
+    """Initial state of line ``line`` of the streams whose :func:`stream_base` is ``base``."""
+    return mix64(base + np.uint64(line) * _M2 + _GOLDEN)
+
+
+@jit
 def stream_seed(key, counter, domain, line):
     """Initial state of the stream ``(key, counter, domain, line)``."""
-    h = mix64(key ^ mix64(np.uint64(counter) * _GOLDEN + domain))
-    return mix64(h + np.uint64(line) * _M2 + _GOLDEN)
+    return line_seed(stream_base(key, counter, domain), line)
+
+
+@jit
+def stream_bases(key, counter0, domain, n):
+    """:func:`stream_base` of the ``n`` cycles ``counter0, counter0 + 1, ...`` (uint64 array),
+    for kernels that seed a stream per line and cycle."""
+    out = np.empty(n, dtype=np.uint64)
+    for b in range(n):
+        out[b] = stream_base(key, counter0 + np.uint64(b), domain)
+    return out
 
 
 @jit(inline="always")
@@ -183,9 +205,10 @@ _FIRST_BLOCK = 8
 
 
 @jit(inline="always")
-def seed_buffered(st, key, counter, domain, line):
-    """Start the stream ``(key, counter, domain, line)`` in ``st`` with an empty buffer."""
-    st[0] = stream_seed(key, counter, domain, line)
+def seed_buffered(st, base, line):
+    """Start line ``line`` of the streams whose :func:`stream_base` is ``base`` in ``st``, with
+    an empty buffer."""
+    st[0] = line_seed(base, line)
     st[1] = np.uint64(NBUF)
     st[2] = np.uint64(0)
 
@@ -263,12 +286,12 @@ def take(st, buf):
 
 
 @jit(inline="always")
-def stream_normals(z, key, counter, domain, line):
-    """Write the first ``len(z)`` outputs of the buffered stream ``(key, counter, domain, line)``
-    into ``z`` in one block: the values :func:`seed_buffered` and :func:`take` give one by one
-    (output ``k`` depends only on the stream and ``k``), for a caller that knows how many it
-    needs."""
-    _normals_block(z, stream_seed(key, counter, domain, line))
+def stream_normals(z, base, line):
+    """Write the first ``len(z)`` outputs of line ``line`` of the buffered streams whose
+    :func:`stream_base` is ``base`` into ``z`` in one block: the values :func:`seed_buffered`
+    and :func:`take` give one by one (output ``k`` depends only on the stream and ``k``), for
+    a caller that knows how many it needs."""
+    _normals_block(z, line_seed(base, line))
 
 
 @jit(inline="always")

@@ -139,6 +139,7 @@ def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
             xin[j, r] = v
     y = np.dot(w, xin)
     both = w_noise > 0.0 and out_noise > 0.0
+    base = _rng.stream_base(key, pass_no, _rng.DOMAIN_READ)
     n_retry = 0
     for r in range(n):
         k = todo[r]
@@ -148,7 +149,7 @@ def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
                 wn += float(xin[j, r]) ** 2
             wn = w_noise * np.sqrt(wn)
         if z.shape[0]:
-            _rng.stream_normals(z, key, pass_no, _rng.DOMAIN_READ, k)
+            _rng.stream_normals(z, base, k)
         saturated = False
         g = bm[k] * scale[r]
         for i in range(n_out):

@@ -204,6 +204,7 @@ def _bernoulli_trains(p, bl, key, counter0, domain):
     nb, n = p.shape
     out = np.zeros((nb, n), dtype=np.uint64)
     one = np.uint64(1)
+    base = _rng.stream_bases(key, counter0, domain, nb)
     for line in prange(n):
         for b in range(nb):
             pb = p[b, line]
@@ -214,7 +215,7 @@ def _bernoulli_trains(p, bl, key, counter0, domain):
                 for k in range(bl[b]):
                     bits |= one << np.uint64(k)
             else:
-                s = _rng.stream_seed(key, counter0 + np.uint64(b), domain, line)
+                s = _rng.line_seed(base[b], line)
                 for k in range(bl[b]):
                     u, s = _rng.uniform_s(s)
                     if u < pb:

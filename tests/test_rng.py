@@ -49,7 +49,7 @@ def test_stream_draws_are_uniform_and_normal():
 def _buffered_draws(n, key, line):
     st = np.empty(_rng.NST, dtype=np.uint64)
     buf = np.empty(_rng.NBUF)
-    _rng.seed_buffered(st, key, np.uint64(0), _rng.DOMAIN_CELL, line)
+    _rng.seed_buffered(st, _rng.stream_base(key, np.uint64(0), _rng.DOMAIN_CELL), line)
     out = np.empty(n)
     for k in range(n):
         out[k] = _rng.normal_buffered(st, buf)
@@ -58,7 +58,7 @@ def _buffered_draws(n, key, line):
 
 @jit(cache=False)
 def _stream_normals(z, key, line):
-    _rng.stream_normals(z, key, np.uint64(0), _rng.DOMAIN_CELL, line)
+    _rng.stream_normals(z, _rng.stream_base(key, np.uint64(0), _rng.DOMAIN_CELL), line)
 
 
 def test_buffered_normals_are_standard_normal_including_the_slow_path():
