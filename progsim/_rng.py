@@ -62,7 +62,7 @@ def stream_seed(key, counter, domain, line):
     return line_seed(stream_base(key, counter, domain), line)
 
 
-@jit
+@jit(inline="always")
 def stream_bases(key, counter0, domain, n):
     """:func:`stream_base` of the ``n`` cycles ``counter0, counter0 + 1, ...`` (uint64 array),
     for kernels that seed a stream per line and cycle."""
