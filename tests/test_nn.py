@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 
 import naive
 import numpy as np
@@ -613,3 +614,34 @@ def test_mirror_follows_a_parameter_whose_storage_was_replaced():
         AnalogSGD(layer.parameters(), lr=0.2).step()
         assert layer.weight.dtype == dtype
         assert torch.equal(layer.weight, torch.from_numpy(layer.tile.weights).to(dtype))
+
+
+def test_a_layer_no_analog_optimizer_holds_warns_that_its_tile_does_not_learn():
+    """torch's own optimizers cannot update a tile (its weight has no gradient): a training
+    layer whose weight no AnalogSGD holds warns, once, when its unapplied records reach
+    UNAPPLIED_WARN, and its tile is untouched. Under AnalogSGD, accumulating more forwards than
+    that before one step is legitimate: no warning, and the step applies every record."""
+    from progsim.nn.base import UNAPPLIED_WARN
+
+    x = torch.randn(2, 3)
+    lone = AnalogLinear(3, 2, seed=0)
+    w0 = lone.tile.hidden_weights.copy()
+    opt = torch.optim.SGD(lone.parameters(), lr=0.1)  # trains the digital bias only
+    with pytest.warns(RuntimeWarning, match="no progsim.nn.AnalogSGD holds its weight") as record:
+        for _ in range(UNAPPLIED_WARN + 5):
+            opt.zero_grad()
+            lone(x).sum().backward()
+            opt.step()
+    assert len([w for w in record if "AnalogSGD" in str(w.message)]) == 1
+    assert np.array_equal(lone.tile.hidden_weights, w0) and len(lone._pending) == UNAPPLIED_WARN + 5
+
+    held = AnalogLinear(3, 2, seed=0)
+    opt = AnalogSGD(held.parameters(), lr=0.1)
+    cycles = held.counters["update_cycles"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(UNAPPLIED_WARN + 5):
+            held(x).sum().backward()
+        opt.step()
+    assert held.counters["update_cycles"] - cycles == (UNAPPLIED_WARN + 5) * x.shape[0]
+    assert not held.has_pending_update

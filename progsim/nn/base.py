@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import warnings
 import weakref
 
 import numpy as np
@@ -60,6 +61,11 @@ _LAYERS: "weakref.WeakValueDictionary[int, AnalogModule]" = weakref.WeakValueDic
 # work, whose OpenMP workers would take the cores a parallel region waits for (same seed, same
 # bits whatever the thread count, so this changes speed only).
 SERIAL_CELLS = 1 << 16
+
+# A training layer that has recorded this many reads without an update, and whose weight no
+# AnalogSGD holds, warns (once per accumulation): it is being trained with an optimizer that
+# cannot update it. Gradient accumulation under AnalogSGD never warns, however long.
+UNAPPLIED_WARN = 256
 
 
 def _tile_threads(tile):
@@ -259,6 +265,7 @@ class AnalogModule(nn.Module):
         else:
             self.register_parameter("bias", None)
         self._pending: list = []
+        self._optimizer_held = False  # set by the AnalogSGD that holds the weight
         self._mirror_views: dict = {}  # _mirror's NumPy views of the mirrors' memory
         self._seq = itertools.count()
         self._token = torch.empty(0, requires_grad=True)  # makes the Function record when x needs no grad
@@ -381,6 +388,14 @@ class AnalogModule(nn.Module):
         input needs no gradient)."""
         if ctx.record:
             self._pending.append((ctx.seq, ctx.xin, d))
+            if len(self._pending) == UNAPPLIED_WARN and not getattr(self, "_optimizer_held", False):
+                warnings.warn(
+                    f"{type(self).__name__} has kept {UNAPPLIED_WARN} recorded reads for its pulsed update, and no "
+                    "progsim.nn.AnalogSGD holds its weight: torch's own optimizers cannot update an analog tile "
+                    "(its weight never has a gradient), so the tile does not learn and the records keep growing. "
+                    "Train with progsim.nn.AnalogSGD(model.parameters(), lr=...), or run forwards that should not "
+                    "update the tile under model.eval() or torch.no_grad() (drop_pending() forgets the records).",
+                    RuntimeWarning, stacklevel=2)
         if not ctx.needs_input_grad[0]:
             return None
         with _tile_threads(self.tile):

@@ -22,6 +22,16 @@ class AnalogSGD(torch.optim.Optimizer):
             raise ValueError(f"The 'lr' parameter of AnalogSGD must be a finite float > 0. Got {lr!r} instead.")
         super().__init__(params, {"lr": float(lr)})
 
+    def add_param_group(self, param_group) -> None:
+        """torch's ``add_param_group``; the analog layers whose weights the group holds are marked
+        as held by an AnalogSGD (a layer that records reads for its update and is held by none
+        warns: see :data:`progsim.nn.base.UNAPPLIED_WARN`)."""
+        super().add_param_group(param_group)
+        for p in self.param_groups[-1]["params"]:
+            layer = analog_layer_of(p)
+            if layer is not None:
+                layer._optimizer_held = True
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
