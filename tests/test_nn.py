@@ -230,11 +230,15 @@ GEOMETRIES = [(AnalogConv2d, nn.Conv2d, dict(kernel_size=(3, 2), stride=(2, 1), 
               (AnalogConv2d, nn.Conv2d, dict(kernel_size=2, stride=(2, 3), padding=1), (5, 7)),
               (AnalogConv1d, nn.Conv1d, dict(kernel_size=3, stride=2, padding=2, dilation=2), (9,)),
               (AnalogConv2d, nn.Conv2d, dict(kernel_size=(3, 5), padding="same", dilation=(2, 1)), (5, 6)),
-              (AnalogConv1d, nn.Conv1d, dict(kernel_size=4, padding="same", dilation=2), (7,))]
+              (AnalogConv1d, nn.Conv1d, dict(kernel_size=4, padding="same", dilation=2), (7,)),
+              (AnalogConv2d, nn.Conv2d, dict(kernel_size=3, padding=(1, 2), padding_mode="reflect"), (5, 6)),
+              (AnalogConv1d, nn.Conv1d, dict(kernel_size=3, stride=2, padding=2, padding_mode="circular"), (7,)),
+              (AnalogConv2d, nn.Conv2d, dict(kernel_size=3, padding="same", padding_mode="replicate"), (4, 5))]
 
 
 @pytest.mark.parametrize("cls,ref_cls,kw,spatial", GEOMETRIES,
-                         ids=["conv2d", "conv2d-1x1", "conv2d-apart", "conv1d", "conv2d-same", "conv1d-same"])
+                         ids=["conv2d", "conv2d-1x1", "conv2d-apart", "conv1d", "conv2d-same", "conv1d-same",
+                              "conv2d-reflect", "conv1d-circular", "conv2d-same-replicate"])
 def test_unfolded_convolution_with_digital_bias_matches_torch(cls, ref_cls, kw, spatial):
     # The layer cuts its patches and folds their gradients back in its own kernels: with a
     # perfect periphery its output, input gradient and bias gradient must be torch's own
@@ -390,6 +394,8 @@ def test_bad_shapes_and_arguments():
         AnalogConv1d(2, 2, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="'groups' parameter of AnalogConv2d must be 1"):
         AnalogConv2d(2, 2, 3, groups=2)
+    with pytest.raises(ValueError, match="'padding_mode' parameter of AnalogConv1d must be one of 'zeros', 'reflect'"):
+        AnalogConv1d(2, 2, 3, padding_mode="mirror")
     with pytest.raises(ValueError, match="'lr' parameter of AnalogSGD must be a finite float > 0. Got -1"):
         AnalogSGD(layer.parameters(), lr=-1)
     with pytest.raises(TypeError, match="'config' parameter of AnalogLinear must be a progsim.nn.TileConfig"):

@@ -53,6 +53,11 @@ def _same_padding(owner, kernel_size, stride, dilation, n):
     return tuple(t // 2 for t in total)
 
 
+# torch's padding modes: "zeros" pads the patches themselves; the others pad the input first, as
+# torch's own convolutions do (``F.pad``, differentiable), and the layer then convolves unpadded.
+_PAD_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
 def _unfold(x, kernel_size, dilation, padding, stride, serial: bool):
     """``F.unfold``, on one torch thread when ``serial``: for a small input its loop over the
     batch would open an OpenMP region that waits for torch's workers far longer than the copy
@@ -108,9 +113,12 @@ class AnalogLinear(AnalogModule):
 
 
 class _AnalogConvNd(AnalogModule):
-    """A convolution with ``n`` spatial dimensions, unfolded onto one crossbar."""
+    """A convolution with ``n`` spatial dimensions, unfolded onto one crossbar. ``padding_mode``
+    is torch's: ``"zeros"`` pads the patches; ``"reflect"``, ``"replicate"`` and ``"circular"``
+    pad the input with ``F.pad`` first (differentiable, as torch's convolutions do)."""
 
     n_dims = 2
+    padding_mode = "zeros"  # set per layer; the class default serves layers pickled before it existed
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", config=None, *, seed=None, dtype=None):
@@ -120,8 +128,10 @@ class _AnalogConvNd(AnalogModule):
         if groups != 1:
             raise ValueError(f"The 'groups' parameter of {owner} must be 1 (grouped convolutions are not "
                              f"supported). Got {groups!r} instead.")
-        if padding_mode != "zeros":
-            raise ValueError(f"The 'padding_mode' parameter of {owner} must be 'zeros'. Got {padding_mode!r} instead.")
+        if padding_mode not in _PAD_MODES:
+            raise ValueError(f"The 'padding_mode' parameter of {owner} must be one of {', '.join(map(repr, _PAD_MODES))}. "
+                             f"Got {padding_mode!r} instead.")
+        self.padding_mode = padding_mode
         if padding == "valid":
             padding = 0
         elif padding == "same":
@@ -142,13 +152,15 @@ class _AnalogConvNd(AnalogModule):
         """``(kernel, dilation, padding, stride, out_hw)``, each a pair, for an input of spatial
         shape ``hw`` (two dimensions; ``in_shape`` as given, for the error), kept per shape and
         parameters (a layer sees few input shapes, and its forward runs once per batch)."""
-        key = (hw, self.kernel_size, self.stride, self.padding, self.dilation)
+        key = (hw, self.kernel_size, self.stride, self.padding, self.dilation, self.padding_mode)
         cache = self.__dict__.setdefault("_geometries", {})
         geometry = cache.get(key)
         if geometry is None:
             n = self.n_dims
             k, s = self._as_2d(self.kernel_size), self._as_2d(self.stride)
             p, d = (0,) * (2 - n) + self.padding, self._as_2d(self.dilation)
+            if self.padding_mode != "zeros":  # ``hw`` is the shape after forward's F.pad
+                p = (0, 0)
             out_hw = tuple((hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
             if min(out_hw) < 1:
                 raise ValueError(f"The input of {type(self).__name__} is too small for the kernel: spatial shape "
@@ -165,8 +177,13 @@ class _AnalogConvNd(AnalogModule):
                              f"Got {shape} instead.")
         single = x.dim() == n + 1
         xb = x.unsqueeze(0) if single else x
+        in_shape = tuple(xb.shape[2:])
+        if self.padding_mode != "zeros" and any(self.padding):
+            # F.pad takes (left, right) pairs from the last dimension back
+            pads = tuple(q for v in reversed(self.padding) for q in (v, v))
+            xb = F.pad(xb, pads, mode=self.padding_mode)
         x4 = xb.unsqueeze(2) if n == 1 else xb
-        geometry = self._geometry(tuple(x4.shape[2:]), tuple(xb.shape[2:]))
+        geometry = self._geometry(tuple(x4.shape[2:]), in_shape)
         k, d, p, s, out_hw = geometry
         if self._inference:  # the inference read is a torch graph in the weight: unfold in torch
             size = x4.shape[0] * x4.shape[1] * math.prod(k) * math.prod(out_hw)  # elements of the unfolded input
@@ -183,6 +200,7 @@ class _AnalogConvNd(AnalogModule):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}, "
+                + ("" if self.padding_mode == "zeros" else f"padding_mode={self.padding_mode!r}, ")
                 + self._config_repr())
 
     @classmethod
