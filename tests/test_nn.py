@@ -288,6 +288,35 @@ def test_convert_mlp_cnn_lstm():
     np.testing.assert_allclose(al(x[0])[0].detach().numpy(), lstm(x[0])[0].detach().numpy(), atol=1e-10)
 
 
+def test_bidirectional_lstm_is_torchs_in_outputs_states_gradients_and_one_sgd_step():
+    # Two bidirectional layers (the reverse direction reads the sequence from its end; the
+    # second layer reads both directions' states): with ideal tiles the outputs, final states
+    # and input gradient are torch's, and one AnalogSGD step moves each direction's [W_ih, W_hh]
+    # by -lr times torch's gradients.
+    torch.manual_seed(2)
+    ref = nn.LSTM(3, 4, num_layers=2, bidirectional=True).double()
+    lstm = convert_to_analog(ref, IDEAL, seed=0)
+    assert len(lstm.layers) == 4 and "bidirectional=True" in repr(lstm)
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    h0 = torch.randn(4, 2, 4, dtype=torch.float64)
+    out_r, (h_r, c_r) = ref(x, (h0, -h0))
+    out_a, (h_a, c_a) = lstm(x2, (h0, -h0))
+    assert out_a.shape == (5, 2, 8) and h_a.shape == (4, 2, 4)
+    for got, want in ((out_a, out_r), (h_a, h_r), (c_a, c_r)):
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), atol=1e-12)
+    g_out, g_h = torch.randn_like(out_r), torch.randn_like(h_r)
+    ((out_r * g_out).sum() + (h_r * g_h).sum()).backward()
+    ((out_a * g_out).sum() + (h_a * g_h).sum()).backward()
+    np.testing.assert_allclose(x2.grad.numpy(), x.grad.numpy(), atol=1e-12)
+    before = [lin.get_weights()[0] for lin in lstm.layers]
+    AnalogSGD(lstm.parameters(), lr=0.1).step()
+    for idx, lin in enumerate(lstm.layers):
+        name = f"l{idx // 2}" + ("_reverse" if idx % 2 else "")
+        grad = torch.cat([getattr(ref, f"weight_ih_{name}").grad, getattr(ref, f"weight_hh_{name}").grad], dim=1)
+        np.testing.assert_allclose((before[idx] - lin.get_weights()[0]).numpy(), 0.1 * grad.numpy(), atol=1e-12)
+
+
 def test_convert_transformer_encoder_keeps_attention_digital():
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True)
@@ -402,8 +431,8 @@ def test_bad_shapes_and_arguments():
         AnalogLinear(2, 2, config=devices.ConstantStep())
     with pytest.raises(ValueError, match="'half_select' parameter of TileConfig"):
         TileConfig(pulses=pulses.Ideal(), half_select=HalfSelect("v2", strength=0.1))
-    with pytest.raises(ValueError, match="unidirectional"):
-        convert_to_analog(nn.LSTM(2, 2, bidirectional=True))
+    with pytest.raises(ValueError, match="must be an nn.LSTM without proj_size. Got proj_size=1"):
+        convert_to_analog(nn.LSTM(2, 2, proj_size=1))
     with pytest.raises(ValueError, match=r"AnalogLSTM must hold at least one time step .*Got shape \(0, 2, 4\)"):
         AnalogLSTM(4, 3, seed=0)(torch.zeros(0, 2, 4))
     with pytest.raises(ValueError, match="'name' parameter of preset"):
