@@ -266,7 +266,7 @@ def _active_columns(col_bits):
     in increasing order (the rest of each row of ``act`` is unset)."""
     nb, cols = col_bits.shape
     act = np.empty((nb, cols), dtype=np.int64)
-    n_act = np.zeros(nb, dtype=np.int64)
+    n_act = np.empty(nb, dtype=np.int64)
     for b in range(nb):
         n = 0
         for j in range(cols):
@@ -360,15 +360,14 @@ def _stochastic_cycles(x, d, lr, key, counter0, dw_min, bl, update_management, b
     row_bits = _bernoulli_serial(pd, bls, key, counter0, _rng.DOMAIN_ROW_TRAIN)
     row_sign = np.empty((nb, rows), dtype=np.int8)
     col_sign = np.empty((nb, cols), dtype=np.int8)
-    quad = np.zeros((nb, 4), dtype=np.bool_)
+    quad = np.empty((nb, 4), dtype=np.bool_)
     for b in range(nb):
         for i in range(rows):
             row_sign[b, i] = 1 if d[b, i] > 0.0 else (-1 if d[b, i] < 0.0 else 0)
         for j in range(cols):
             col_sign[b, j] = 1 if x[b, j] > 0.0 else (-1 if x[b, j] < 0.0 else 0)
-        if with_quadrants:
-            for q in range(4):
-                quad[b, q] = _any_equal(row_sign[b], _QS[q]) and _any_equal(col_sign[b], _QT[q])
+        for q in range(4):
+            quad[b, q] = with_quadrants and _any_equal(row_sign[b], _QS[q]) and _any_equal(col_sign[b], _QT[q])
     return Cycles(row_bits, col_bits, row_sign, col_sign, pd, px, bls, quad)
 
 
@@ -388,7 +387,7 @@ def _stochastic_setup(w, lr, key, counter0, dw_min, dw_min_std, write_noise_std,
     the kernel configuration, the per-row counts and the stream state and buffer."""
     lr_sign = 1.0 if lr > 0.0 else (-1.0 if lr < 0.0 else 0.0)
     cfg = KernelCfg(False, hs, strength, prob, dw_min_std, write_noise_std, dw_min, key, counter0, lr_sign)
-    counts = np.zeros((w.shape[0], 2), dtype=np.int64)
+    counts = np.empty((w.shape[0], 2), dtype=np.int64)  # the row loops write every row
     return cfg, counts, np.empty(_rng.NST, dtype=np.uint64), np.empty(_rng.NBUF)
 
 

@@ -202,13 +202,14 @@ def _bernoulli_trains(p, bl, key, counter0, domain):
     """Bernoulli trains of each line and cycle: slot ``k`` of line ``line`` fires when the
     ``k``-th uniform of the stream ``(key, counter0 + b, domain, line)`` is below ``p``."""
     nb, n = p.shape
-    out = np.zeros((nb, n), dtype=np.uint64)
+    out = np.empty((nb, n), dtype=np.uint64)
     one = np.uint64(1)
     base = _rng.stream_bases(key, counter0, domain, nb)
     for line in prange(n):
         for b in range(nb):
             pb = p[b, line]
             if pb <= 0.0 or bl[b] == 0:
+                out[b, line] = 0
                 continue
             bits = np.uint64(0)
             if pb >= 1.0:
