@@ -17,7 +17,12 @@ time (training only; the test pass is outside the timing), and beside it the pro
 seconds (the steadier figure on a shared machine; with several threads it sums them). Test
 accuracy: the mean over the seeds, with its standard deviation across them and the standard
 error of the mean (``std / sqrt(seeds)``); two frameworks' accuracies differ beyond chance when
-their difference exceeds about twice the root sum of squares of their standard errors. Threads: ``--threads`` sets torch's, numba's and BLAS's thread counts (set before
+their difference exceeds about twice the root sum of squares of their standard errors. Since
+every framework starts a seed from the same initial weights and sees the same data order, the
+sharper comparison is paired: ``progsim_minus`` is the mean over the seeds of progsim's accuracy
+minus this framework's on the same seed, ``progsim_minus_sem`` its standard error (the spread
+of the per-seed differences over sqrt(seeds)); the per-seed accuracies go to
+``OUT/bench_nn_seeds.csv``. Threads: ``--threads`` sets torch's, numba's and BLAS's thread counts (set before
 numpy loads). ``--omp-wait-policy passive`` sets ``OMP_WAIT_POLICY`` before torch loads its
 OpenMP runtime (``default`` leaves the environment as it is): idle OpenMP workers then sleep
 instead of spinning, which matters on a machine shared with other processes. Prints one table
@@ -95,6 +100,23 @@ def aihwkit_available() -> str | None:
     return str(aihwkit.__version__)
 
 
+def _paired(table: pd.DataFrame, per_seed: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``progsim_minus`` and ``progsim_minus_sem``: per model and framework, the mean
+    and standard error of progsim's per-seed accuracy minus the framework's (NaN for progsim
+    itself, or without progsim rows)."""
+    acc = per_seed.pivot_table(index=["model", "seed"], columns="framework", values="test_accuracy")
+    minus, sem = [], []
+    for model, fw in zip(table.model, table.framework):
+        if fw == "progsim" or "progsim" not in acc.columns:
+            minus.append(np.nan)
+            sem.append(np.nan)
+            continue
+        d = (acc.loc[model, "progsim"] - acc.loc[model, fw]).to_numpy()
+        minus.append(float(d.mean()))
+        sem.append(float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else np.nan)
+    return table.assign(progsim_minus=minus, progsim_minus_sem=sem)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
@@ -115,7 +137,7 @@ def main(argv=None):
     frameworks = [f for f in args.frameworks if f != "aihwkit" or version is not None]
     if version is None and "aihwkit" in args.frameworks:
         print("aihwkit is not importable: its rows are skipped")
-    rows = []
+    rows, per_seed = [], []
     if args.seeds < 1:
         ap.error(f"--seeds must be >= 1. Got {args.seeds} instead.")
     for model_name in args.models:
@@ -128,6 +150,7 @@ def main(argv=None):
                 seconds += wall_s
                 cpu += cpu_s
                 acc.append(_digits.accuracy(model, data[2], data[3]))
+                per_seed.append({"model": model_name, "framework": fw, "seed": seed, "test_accuracy": acc[-1]})
             rows.append({"model": model_name, "framework": fw, "version": version if fw == "aihwkit" else "",
                          "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
                          "epochs": args.epochs, "seeds": args.seeds,
@@ -139,7 +162,8 @@ def main(argv=None):
             r = rows[-1]
             print(f"{model_name:4s} {fw:8s} {r['s_per_epoch']:.3f} s/epoch (cpu {r['cpu_s_per_epoch']:.3f})  "
                   f"accuracy {r['test_accuracy']:.4f} +- {r['accuracy_sem']:.4f} (sem, {args.seeds} seeds)", flush=True)
-    table = pd.DataFrame(rows)
+    table = _paired(pd.DataFrame(rows), pd.DataFrame(per_seed))
+    pd.DataFrame(per_seed).to_csv(args.out / "bench_nn_seeds.csv", index=False)
     table.to_csv(args.out / "bench_nn.csv", index=False)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return table

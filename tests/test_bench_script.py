@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "studies"))
@@ -42,3 +43,12 @@ def test_bench_nn_trains_every_seed_and_reports_the_spread(tmp_path):
     assert (table.test_accuracy > 0.5).all() and (table.test_accuracy <= 1).all()
     assert (table.accuracy_sem >= 0).all() and (table.s_per_epoch > 0).all()
     assert (table.accuracy_sem * 2 ** 0.5 - table.accuracy_std).abs().max() < 1e-12  # sem = std / sqrt(2)
+    # the paired difference, recomputed from the per-seed table by hand
+    seeds = pd.read_csv(tmp_path / "bench_nn_seeds.csv")
+    assert len(seeds) == 4 and sorted(seeds.seed.unique()) == [0, 1]
+    acc = {(r.framework, r.seed): r.test_accuracy for r in seeds.itertuples()}
+    diffs = [acc["progsim", s] - acc["torch", s] for s in (0, 1)]
+    torch_row, progsim_row = table.iloc[0], table.iloc[1]
+    assert abs(torch_row.progsim_minus - (diffs[0] + diffs[1]) / 2) < 1e-12
+    assert abs(torch_row.progsim_minus_sem - abs(diffs[0] - diffs[1]) / 2) < 1e-12  # std of 2 / sqrt(2)
+    assert np.isnan(progsim_row.progsim_minus)
