@@ -680,3 +680,46 @@ def test_a_layer_no_analog_optimizer_holds_warns_that_its_tile_does_not_learn():
         opt.step()
     assert held.counters["update_cycles"] - cycles == (UNAPPLIED_WARN + 5) * x.shape[0]
     assert not held.has_pending_update
+
+
+_COMPILE_SCRIPT = """
+import numpy as np, torch
+from torch import nn
+from progsim.nn import AnalogSGD, convert_to_analog
+
+def train(compiled):
+    torch.manual_seed(0)
+    digital = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, padding_mode="reflect"), nn.Tanh(), nn.Flatten(),
+                            nn.Linear(3 * 5 * 5, 3))
+    model = convert_to_analog(digital, seed=0)
+    opt = AnalogSGD(model.parameters(), lr=0.1)
+    run = torch.compile(model, backend="aot_eager") if compiled else model
+    x, outs = torch.randn(4, 1, 5, 5), []
+    for _ in range(3):
+        opt.zero_grad()
+        y = run(x)
+        y.square().sum().backward()
+        opt.step()
+        outs.append(y.detach())
+    return outs, [m.counters["update_cycles"] for m in (model[0], model[3])], model[3].tile.hidden_weights
+
+compiled = train(True)  # first: the kernels' first dispatch in this process happens under tracing
+eager = train(False)
+assert eager[1] == compiled[1] == [3 * 4 * 25, 3 * 4], (eager[1], compiled[1])
+assert all(torch.equal(a, b) for a, b in zip(eager[0], compiled[0]))
+assert np.array_equal(eager[2], compiled[2])
+print("same bits")
+"""
+
+
+def test_torch_compile_runs_the_analog_calls_eagerly_with_the_same_bits():
+    # torch.compile traces the digital parts; a layer's analog call (NumPy and numba, which
+    # dynamo cannot trace: before, compiling failed inside numba's dispatcher on a kernel's first
+    # call in the process) breaks the graph and runs eagerly. Compiled and eager training from
+    # the same seed then give the same outputs, update cycles and tile weights. In a fresh
+    # process, so that the kernels are first dispatched under tracing ("aot_eager": dynamo's
+    # tracing and AOTAutograd's graphs, without generating C++).
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "same bits" in done.stdout, done.stderr[-2000:]

@@ -166,6 +166,15 @@ def _output(y: np.ndarray, bias, like: torch.Tensor, shape) -> torch.Tensor:
     return out + bias.detach().to(device=out.device, dtype=out.dtype).reshape(view)
 
 
+@torch.compiler.disable
+def _eagerly(fn, *args):
+    """``fn(*args)`` outside torch.compile's tracing: under ``torch.compile`` a layer's analog
+    call (NumPy and numba, which the compiler cannot trace) breaks the graph and runs eagerly,
+    while the digital parts of the model compile. Eager calls do not come through here (the
+    wrapper costs microseconds a call)."""
+    return fn(*args)
+
+
 def _bias_grad(dy: torch.Tensor, dtype, channel_axis: int) -> torch.Tensor:
     """The gradient of a digital bias of ``dtype`` added along ``channel_axis``: ``dy`` summed
     over the other axes."""
@@ -425,6 +434,8 @@ class AnalogModule(nn.Module):
     def _mvm(self, rows: torch.Tensor) -> torch.Tensor:
         """``alpha * tile.forward(rows) + bias`` for rows of shape (n, tile_in_features), differentiable
         in ``rows`` and the digital bias."""
+        if torch.compiler.is_compiling():
+            return _eagerly(self._mvm, rows)
         self._check_float(rows)
         if self._inference:
             return self._add_bias(self.tile.layer_forward(self, rows), (-1,))
@@ -439,6 +450,8 @@ class AnalogModule(nn.Module):
         """The unfolded convolution of ``x4`` (N, C, H, W) on the tile plus the digital bias, as
         (N, out_channels, Ho, Wo); ``geometry`` is ``(kernel, dilation, padding, stride, out_hw)``,
         each a pair."""
+        if torch.compiler.is_compiling():
+            return _eagerly(self._conv_mvm, x4, geometry)
         self._check_float(x4)
         grad, record = self._records(x4)
         if not grad:
