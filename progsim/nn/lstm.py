@@ -30,6 +30,8 @@ class AnalogLSTM(nn.Module):
     direction ``r``; its seed is ``seed + k * D + r``. ``proj_size`` is not supported.
     """
 
+    bidirectional = False  # set per module; the class default serves modules pickled before it existed
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, config: TileConfig | None = None,
                  *, bidirectional: bool = False, seed: int | None = None, dtype=None):
