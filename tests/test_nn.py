@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from progsim import HalfSelect, IO, devices, pulses
-from progsim.nn import (AnalogConv1d, AnalogConv2d, AnalogLinear, AnalogLSTM, AnalogSGD, AnalogSequential,
-                        TikiTaka, TileConfig, VectorUnitCell, convert_to_analog, preset)
+from progsim.nn import (AnalogConv1d, AnalogConv2d, AnalogGroupedConv1d, AnalogLinear, AnalogLSTM, AnalogSGD,
+                        AnalogSequential, TikiTaka, TileConfig, VectorUnitCell, convert_to_analog, convert_to_digital,
+                        preset)
 
 IDEAL = TileConfig(device=devices.Ideal(), pulses=pulses.Ideal(), io=IO(is_perfect=True))
 # ConstantStep without any variation, noise or reachable bound: E[dW] = -lr d x^T exactly (DESIGN)
@@ -236,6 +237,19 @@ GEOMETRIES = [(AnalogConv2d, nn.Conv2d, dict(kernel_size=(3, 2), stride=(2, 1), 
               (AnalogConv2d, nn.Conv2d, dict(kernel_size=3, padding="same", padding_mode="replicate"), (4, 5))]
 
 
+def _forward_backward_like_torch(ref, layer, x):
+    """Run ``x`` through ``ref`` and (a copy) through ``layer``, backward the same random ``dy``,
+    and check the outputs and input gradients agree to rounding; returns ``(x2, y_ref, dy)``."""
+    x2 = x.detach().clone().requires_grad_()
+    y_ref, y = ref(x), layer(x2)
+    np.testing.assert_allclose(y.detach().numpy(), y_ref.detach().numpy(), atol=1e-12)
+    dy = torch.randn_like(y_ref)
+    y_ref.backward(dy)
+    y.backward(dy)
+    np.testing.assert_allclose(x2.grad.numpy(), x.grad.numpy(), atol=1e-12)
+    return x2, y_ref, dy
+
+
 @pytest.mark.parametrize("cls,ref_cls,kw,spatial", GEOMETRIES,
                          ids=["conv2d", "conv2d-1x1", "conv2d-apart", "conv1d", "conv2d-same", "conv1d-same",
                               "conv2d-reflect", "conv1d-circular", "conv2d-same-replicate"])
@@ -248,13 +262,7 @@ def test_unfolded_convolution_with_digital_bias_matches_torch(cls, ref_cls, kw, 
     ref = ref_cls(3, 4, **kw).double()
     layer = cls.from_digital(ref, IDEAL, seed=0).double()
     x = torch.randn(2, 3, *spatial, dtype=torch.float64, requires_grad=True)
-    x2 = x.detach().clone().requires_grad_()
-    y_ref, y = ref(x), layer(x2)
-    np.testing.assert_allclose(y.detach().numpy(), y_ref.detach().numpy(), atol=1e-12)
-    dy = torch.randn_like(y_ref)
-    y_ref.backward(dy)
-    y.backward(dy)
-    np.testing.assert_allclose(x2.grad.numpy(), x.grad.numpy(), atol=1e-12)
+    x2, y_ref, dy = _forward_backward_like_torch(ref, layer, x)
     np.testing.assert_allclose(layer.bias.grad.numpy(), ref.bias.grad.numpy(), atol=1e-12)
     with torch.no_grad():  # the read without a graph takes the same path
         np.testing.assert_allclose(layer(x2).numpy(), y_ref.detach().numpy(), atol=1e-12)
@@ -315,6 +323,52 @@ def test_bidirectional_lstm_is_torchs_in_outputs_states_gradients_and_one_sgd_st
         name = f"l{idx // 2}" + ("_reverse" if idx % 2 else "")
         grad = torch.cat([getattr(ref, f"weight_ih_{name}").grad, getattr(ref, f"weight_hh_{name}").grad], dim=1)
         np.testing.assert_allclose((before[idx] - lin.get_weights()[0]).numpy(), 0.1 * grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("ref_cls, kw, spatial", [
+    (nn.Conv2d, dict(in_channels=4, out_channels=6, kernel_size=3, padding=1, groups=2, padding_mode="reflect"), (5, 4)),
+    (nn.Conv1d, dict(in_channels=3, out_channels=6, kernel_size=3, stride=2, groups=3), (9,))],
+    ids=["conv2d-groups2-reflect", "conv1d-depthwise"])
+def test_grouped_convolution_is_torchs_and_converts_both_ways(ref_cls, kw, spatial):
+    # One tile per group on its slice of the channels: with ideal tiles the outputs, input and
+    # bias gradients are torch's grouped convolution's, one AnalogSGD step moves the weights by
+    # -lr times torch's weight gradient (in torch's grouped layout), and convert_to_digital gives
+    # back a torch convolution of the same geometry computing the same.
+    torch.manual_seed(3)
+    ref = ref_cls(**kw).double()
+    model = convert_to_analog(nn.Sequential(ref), IDEAL, seed=0)
+    layer = model[0]
+    assert type(layer).__name__ == f"AnalogGrouped{ref_cls.__name__}" and len(layer.convs) == kw["groups"]
+    x = torch.randn(2, kw["in_channels"], *spatial, dtype=torch.float64, requires_grad=True)
+    _forward_backward_like_torch(ref, model, x)
+    np.testing.assert_allclose(torch.cat([c.bias.grad for c in layer.convs]).numpy(), ref.bias.grad.numpy(), atol=1e-12)
+    w0 = layer.get_weights()[0]
+    AnalogSGD(model.parameters(), lr=0.5).step()
+    np.testing.assert_allclose((w0 - layer.get_weights()[0]).numpy(), 0.5 * ref.weight.grad.numpy(), atol=1e-12)
+    digital = convert_to_digital(model)
+    assert type(digital[0]) is ref_cls and digital[0].groups == kw["groups"]
+    assert digital[0].padding_mode == kw.get("padding_mode", "zeros")
+    with torch.no_grad():
+        np.testing.assert_allclose(digital(x).numpy(), model(x).numpy(), atol=1e-12)
+
+
+def test_convert_to_digital_keeps_geometry_and_weights():
+    # The digital copy of a trained analog model computes what the analog model computes with
+    # ideal tiles: every layer's geometry (a circular padding included) and true weights.
+    torch.manual_seed(4)
+    ref = nn.Sequential(nn.Conv1d(2, 3, 3, padding=2, dilation=2, padding_mode="circular"), nn.Tanh(), nn.Flatten(),
+                        nn.Linear(3 * 6, 2)).double()
+    model = convert_to_analog(ref, IDEAL, seed=0)
+    x = torch.randn(4, 2, 6, dtype=torch.float64)
+    opt = AnalogSGD(model.parameters(), lr=0.1)
+    model(x).square().sum().backward()
+    opt.step()
+    digital = convert_to_digital(model)
+    assert [type(m) for m in digital] == [nn.Conv1d, nn.Tanh, nn.Flatten, nn.Linear]
+    assert digital[0].padding_mode == "circular" and digital[0].dilation == (2,)
+    with torch.no_grad():
+        np.testing.assert_allclose(digital(x).numpy(), model(x).numpy(), atol=1e-12)
+        assert not torch.equal(digital[3].weight, ref[3].weight)  # the trained weights, not the initial ones
 
 
 def test_convert_transformer_encoder_keeps_attention_digital():
@@ -421,8 +475,10 @@ def test_bad_shapes_and_arguments():
         AnalogConv2d.from_digital(nn.Conv2d(2, 2, 2, padding="same"))  # torch pads one side more
     with pytest.raises(ValueError, match="'padding' parameter of AnalogConv1d can be 'same' only with stride 1"):
         AnalogConv1d(2, 2, 3, stride=2, padding="same")
-    with pytest.raises(ValueError, match="'groups' parameter of AnalogConv2d must be 1"):
+    with pytest.raises(ValueError, match="'groups' parameter of AnalogConv2d must be 1: .*AnalogGroupedConv2d"):
         AnalogConv2d(2, 2, 3, groups=2)
+    with pytest.raises(ValueError, match="'out_channels' parameter of AnalogGroupedConv1d must be divisible by groups"):
+        AnalogGroupedConv1d(4, 3, 3, groups=2)
     with pytest.raises(ValueError, match="'padding_mode' parameter of AnalogConv1d must be one of 'zeros', 'reflect'"):
         AnalogConv1d(2, 2, 3, padding_mode="mirror")
     with pytest.raises(ValueError, match="'lr' parameter of AnalogSGD must be a finite float > 0. Got -1"):

@@ -4,8 +4,8 @@ The default table maps exactly these types (subclasses are left alone):
 
 ============  ==============
 nn.Linear     AnalogLinear
-nn.Conv1d     AnalogConv1d
-nn.Conv2d     AnalogConv2d
+nn.Conv1d     AnalogConv1d (AnalogGroupedConv1d when ``groups > 1``)
+nn.Conv2d     AnalogConv2d (AnalogGroupedConv2d when ``groups > 1``)
 nn.LSTM       AnalogLSTM
 ============  ==============
 
@@ -31,7 +31,7 @@ from torch import nn
 
 from progsim.nn.base import AnalogModule
 from progsim.nn.config import TileConfig
-from progsim.nn.layers import AnalogConv1d, AnalogConv2d, AnalogLinear
+from progsim.nn.layers import AnalogConv1d, AnalogConv2d, AnalogGroupedConv1d, AnalogGroupedConv2d, AnalogLinear
 from progsim.nn.lstm import AnalogLSTM
 
 DEFAULT_MAPPING = {
@@ -95,13 +95,15 @@ def convert_to_analog(model: nn.Module, config: TileConfig | None = None, *, map
 
 
 def convert_to_digital(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with every AnalogLinear / AnalogConv replaced by the torch layer of its
-    current true weights (``get_weights``), e.g. to compare with a digital evaluation."""
+    """A copy of ``model`` with every AnalogLinear and analog (grouped) convolution replaced by the
+    torch layer of the same geometry holding its current true weights (``get_weights``), e.g. to
+    compare with a digital evaluation. An AnalogLSTM keeps its module, with digital
+    ``nn.Linear`` gate matrices in place of its tiles (the same computation)."""
     model = copy.deepcopy(model)
 
     def walk(parent):
         for name, child in list(parent.named_children()):
-            if isinstance(child, AnalogModule) and type(child) in _TO_DIGITAL:
+            if type(child) in _TO_DIGITAL:
                 w, b = child.get_weights()
                 layer = _TO_DIGITAL[type(child)](child)
                 with torch.no_grad():
@@ -116,10 +118,18 @@ def convert_to_digital(model: nn.Module) -> nn.Module:
     return model
 
 
+def _digital_conv(cls, m):
+    """The torch convolution of the analog (grouped) convolution ``m``'s geometry."""
+    first = m.convs[0] if hasattr(m, "convs") else m
+    return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+               groups=getattr(m, "groups", 1), bias=first.bias is not None, padding_mode=m.padding_mode,
+               dtype=first.weight.dtype)
+
+
 _TO_DIGITAL = {
     AnalogLinear: lambda m: nn.Linear(m.in_features, m.out_features, m.bias is not None, dtype=m.weight.dtype),
-    AnalogConv1d: lambda m: nn.Conv1d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-                                      bias=m.bias is not None, dtype=m.weight.dtype),
-    AnalogConv2d: lambda m: nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-                                      bias=m.bias is not None, dtype=m.weight.dtype),
+    AnalogConv1d: lambda m: _digital_conv(nn.Conv1d, m),
+    AnalogConv2d: lambda m: _digital_conv(nn.Conv2d, m),
+    AnalogGroupedConv1d: lambda m: _digital_conv(nn.Conv1d, m),
+    AnalogGroupedConv2d: lambda m: _digital_conv(nn.Conv2d, m),
 }

@@ -112,6 +112,16 @@ class AnalogLinear(AnalogModule):
         return layer
 
 
+def _conv_from_digital(cls, module, config, seed):
+    """An analog convolution ``cls`` of torch convolution ``module``'s geometry, programmed with
+    its weight and bias."""
+    layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
+                module.dilation, module.groups, module.bias is not None, module.padding_mode, config, seed=seed,
+                dtype=module.weight.dtype)
+    layer.set_weights(module.weight.detach(), None if module.bias is None else module.bias.detach())
+    return layer
+
+
 class _AnalogConvNd(AnalogModule):
     """A convolution with ``n`` spatial dimensions, unfolded onto one crossbar. ``padding_mode``
     is torch's: ``"zeros"`` pads the patches; ``"reflect"``, ``"replicate"`` and ``"circular"``
@@ -126,11 +136,12 @@ class _AnalogConvNd(AnalogModule):
         _check_int(owner, "in_channels", in_channels)
         _check_int(owner, "out_channels", out_channels)
         if groups != 1:
-            raise ValueError(f"The 'groups' parameter of {owner} must be 1 (grouped convolutions are not "
-                             f"supported). Got {groups!r} instead.")
+            raise ValueError(f"The 'groups' parameter of {owner} must be 1: a grouped convolution is one tile per "
+                             f"group, progsim.nn.AnalogGrouped{owner[len('Analog'):]} (convert_to_analog picks it). "
+                             f"Got {groups!r} instead.")
         if padding_mode not in _PAD_MODES:
-            raise ValueError(f"The 'padding_mode' parameter of {owner} must be one of {', '.join(map(repr, _PAD_MODES))}. "
-                             f"Got {padding_mode!r} instead.")
+            raise ValueError(f"The 'padding_mode' parameter of {owner} must be one of "
+                             f"{', '.join(map(repr, _PAD_MODES))}. Got {padding_mode!r} instead.")
         self.padding_mode = padding_mode
         if padding == "valid":
             padding = 0
@@ -205,12 +216,11 @@ class _AnalogConvNd(AnalogModule):
 
     @classmethod
     def from_digital(cls, module, config: TileConfig | None = None, *, seed=None):
-        """An analog convolution programmed with ``module``'s weight and bias."""
-        layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
-                    module.dilation, module.groups, module.bias is not None, module.padding_mode, config,
-                    seed=seed, dtype=module.weight.dtype)
-        layer.set_weights(module.weight.detach(), None if module.bias is None else module.bias.detach())
-        return layer
+        """An analog convolution programmed with ``module``'s weight and bias (a grouped one,
+        :class:`AnalogGroupedConv2d` or :class:`AnalogGroupedConv1d`, for ``groups > 1``)."""
+        if module.groups != 1:
+            return _GROUPED[cls].from_digital(module, config, seed=seed)
+        return _conv_from_digital(cls, module, config, seed)
 
 
 class AnalogConv1d(_AnalogConvNd):
@@ -223,6 +233,96 @@ class AnalogConv2d(_AnalogConvNd):
     """``nn.Conv2d`` on one crossbar of shape ``(out_channels, in_channels * kh * kw)``."""
 
     n_dims = 2
+
+
+class _AnalogGroupedConvNd(nn.Module):
+    """torch's grouped convolution (``groups > 1``; depthwise when ``groups == in_channels``):
+    one analog convolution per group, on its own tile of shape ``(out_channels / groups,
+    in_channels / groups * prod(kernel))``, reading its slice of the input channels; the
+    groups' outputs are concatenated along the channels, as torch's. Group ``j`` holds output
+    channels ``j * out_channels / groups`` onward and has the seed ``seed + j``. A crossbar
+    would hold such a kernel either so or as a block-diagonal matrix whose zero blocks it
+    must keep at zero under every update; separate tiles model the first. The groups are read
+    and updated one after the other (a Python loop over the groups)."""
+
+    conv_cls: type = None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=2,
+                 bias=True, padding_mode="zeros", config=None, *, seed=None, dtype=None):
+        super().__init__()
+        owner = type(self).__name__
+        _check_int(owner, "in_channels", in_channels)
+        _check_int(owner, "out_channels", out_channels)
+        _check_int(owner, "groups", groups)
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if value % groups:
+                raise ValueError(f"The '{name}' parameter of {owner} must be divisible by groups ({groups}). "
+                                 f"Got {value} instead.")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ValueError(f"The 'seed' parameter of {owner} must be an int >= 0 or None. Got {seed!r} instead.")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.convs = nn.ModuleList(
+            self.conv_cls(in_channels // groups, out_channels // groups, kernel_size, stride, padding, dilation, 1,
+                          bias, padding_mode, config, seed=None if seed is None else seed + j, dtype=dtype)
+            for j in range(groups))
+        first = self.convs[0]
+        self.kernel_size, self.stride, self.padding = first.kernel_size, first.stride, first.padding
+        self.dilation, self.padding_mode = first.dilation, first.padding_mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.conv_cls.n_dims
+        if not isinstance(x, torch.Tensor) or x.dim() not in (n + 1, n + 2) or x.shape[-n - 1] != self.in_channels:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"The input of {type(self).__name__} must be a tensor of shape (N, {self.in_channels}, "
+                             f"{'L' if n == 1 else 'H, W'}) or ({self.in_channels}, {'L' if n == 1 else 'H, W'}). "
+                             f"Got {shape} instead.")
+        parts = x.chunk(self.groups, dim=-n - 1)
+        return torch.cat([conv(part) for conv, part in zip(self.convs, parts)], dim=-n - 1)
+
+    def set_weights(self, weight, bias=None) -> None:
+        """Program torch's grouped ``weight`` (out_channels, in_channels / groups, *kernel) and
+        ``bias``, each group's rows on its tile (see :meth:`AnalogModule.set_weights`)."""
+        w = torch.as_tensor(weight)
+        if w.dim() < 1 or w.shape[0] != self.out_channels:
+            raise ValueError(f"The 'weight' parameter of {type(self).__name__}.set_weights must have "
+                             f"{self.out_channels} rows (out_channels). Got shape {tuple(w.shape)} instead.")
+        ws = w.chunk(self.groups, dim=0)
+        bs = [None] * self.groups if bias is None else torch.as_tensor(bias).chunk(self.groups, dim=0)
+        for conv, wj, bj in zip(self.convs, ws, bs):
+            conv.set_weights(wj, bj)
+
+    def get_weights(self):
+        """``(weight, bias)`` in torch's grouped layout, from the groups' tiles."""
+        parts = [conv.get_weights() for conv in self.convs]
+        bias = None if parts[0][1] is None else torch.cat([b for _, b in parts])
+        return torch.cat([w for w, _ in parts]), bias
+
+    def extra_repr(self) -> str:
+        first = self.convs[0]
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, "
+                f"bias={first.bias is not None}"
+                + ("" if self.padding_mode == "zeros" else f", padding_mode={self.padding_mode!r}"))
+
+    @classmethod
+    def from_digital(cls, module, config: TileConfig | None = None, *, seed=None):
+        """A grouped analog convolution programmed with ``module``'s weight and bias."""
+        return _conv_from_digital(cls, module, config, seed)
+
+
+class AnalogGroupedConv1d(_AnalogGroupedConvNd):
+    """``nn.Conv1d`` with ``groups > 1``: one :class:`AnalogConv1d` per group."""
+
+    conv_cls = AnalogConv1d
+
+
+class AnalogGroupedConv2d(_AnalogGroupedConvNd):
+    """``nn.Conv2d`` with ``groups > 1``: one :class:`AnalogConv2d` per group."""
+
+    conv_cls = AnalogConv2d
+
+
+_GROUPED = {AnalogConv1d: AnalogGroupedConv1d, AnalogConv2d: AnalogGroupedConv2d}
 
 
 def analog_modules(module: nn.Module):

@@ -42,7 +42,8 @@ class AnalogLSTM(nn.Module):
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"The 'dropout' parameter of AnalogLSTM must be in the range [0, 1). Got {dropout!r} instead.")
         if not isinstance(bidirectional, bool):
-            raise TypeError(f"The 'bidirectional' parameter of AnalogLSTM must be a bool. Got {bidirectional!r} instead.")
+            raise TypeError(f"The 'bidirectional' parameter of AnalogLSTM must be a bool. "
+                            f"Got {bidirectional!r} instead.")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.dropout, self.bidirectional = bool(batch_first), float(dropout), bidirectional
         n_dir = 2 if bidirectional else 1
