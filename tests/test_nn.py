@@ -9,12 +9,13 @@ import warnings
 import naive
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 from _checks import assert_field_error
 import torch
 from torch import nn
 
 from progsim import HalfSelect, IO, devices, pulses
-from progsim.nn import (AnalogConv1d, AnalogConv2d, AnalogGroupedConv1d, AnalogLinear, AnalogLSTM, AnalogSGD,
+from progsim.nn import (AnalogConv1d, AnalogConv2d, AnalogGroupedConv1d, AnalogGroupedConv2d, AnalogLinear, AnalogLSTM, AnalogSGD,
                         AnalogSequential, TikiTaka, TileConfig, VectorUnitCell, convert_to_analog, convert_to_digital,
                         preset)
 
@@ -779,3 +780,55 @@ def test_torch_compile_runs_the_analog_calls_eagerly_with_the_same_bits():
     import sys
     done = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "same bits" in done.stdout, done.stderr[-2000:]
+
+
+@st.composite
+def _conv_case(draw):
+    n = draw(st.sampled_from([1, 2]))
+    groups = draw(st.integers(1, 3))
+    dims = lambda lo, hi: tuple(draw(st.integers(lo, hi)) for _ in range(n))  # noqa: E731
+    kernel, stride, dilation, spatial = dims(1, 3), dims(1, 3), dims(1, 2), dims(1, 8)
+    padding = draw(st.one_of(st.sampled_from(["same", "valid"]), st.builds(lambda p: p, st.integers(0, 2))))
+    kw = dict(in_channels=groups * draw(st.integers(1, 2)), out_channels=groups * draw(st.integers(1, 2)),
+              kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+              bias=draw(st.booleans()), padding_mode=draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"])))
+    return n, kw, spatial, draw(st.integers(0, 3))  # batch 0: an unbatched input
+
+
+@given(_conv_case())
+def test_any_convolution_torch_runs_is_torchs_or_refused_by_name(case):
+    # Property: for random geometries (1-d and 2-d, groups, strides, dilations, explicit, "same"
+    # and "valid" padding, all four padding modes, tiny inputs, unbatched inputs), a convolution
+    # torch builds and runs converts and, on ideal tiles, gives torch's output and input
+    # gradient; the only refusal is "same" padding that torch pads unevenly, by a named error.
+    # What torch refuses, ours refuses too.
+    n, kw, spatial, batch = case
+    torch.manual_seed(0)
+    x = torch.randn(*((batch,) if batch else ()), kw["in_channels"], *spatial, dtype=torch.float64)
+    ref_cls = nn.Conv1d if n == 1 else nn.Conv2d
+    analog_cls = {(1, False): AnalogConv1d, (2, False): AnalogConv2d, (1, True): AnalogGroupedConv1d,
+                  (2, True): AnalogGroupedConv2d}[n, kw["groups"] > 1]
+    try:
+        ref = ref_cls(**kw).double()
+    except ValueError:  # torch refuses to build it ("same" with a stride)
+        with pytest.raises(ValueError):
+            analog_cls(**{k: v for k, v in kw.items() if k != "groups" or kw["groups"] > 1}, config=IDEAL)
+        return
+    try:
+        y_ref = ref(x.requires_grad_())
+    except RuntimeError:  # torch refuses to run it (input too small, reflect padding too wide)
+        with pytest.raises((RuntimeError, ValueError)):
+            convert_to_analog(nn.Sequential(ref), IDEAL, seed=0)(x)
+        return
+    try:
+        model = convert_to_analog(nn.Sequential(ref), IDEAL, seed=0)
+    except ValueError as err:
+        assert kw["padding"] == "same" and "can be 'same' only when" in str(err)
+        return
+    x2 = x.detach().clone().requires_grad_()
+    y = model(x2)
+    np.testing.assert_allclose(y.detach().numpy(), y_ref.detach().numpy(), atol=1e-12)
+    dy = torch.randn_like(y_ref)
+    y_ref.backward(dy)
+    y.backward(dy)
+    np.testing.assert_allclose(x2.grad.numpy(), x.grad.numpy(), atol=1e-12)
