@@ -8,7 +8,11 @@ order for every framework, in one run:
 * ``progsim``: ``progsim.nn.convert_to_analog`` with the default TileConfig (ConstantStep,
   stochastic pulses, aihwkit's default periphery), ``progsim.nn.AnalogSGD``;
 * ``aihwkit``: aihwkit's ``convert_to_analog`` with ``SingleRPUConfig(device=ConstantStepDevice())``
-  and its ``AnalogSGD``, when aihwkit imports (skipped otherwise).
+  and its ``AnalogSGD``, when aihwkit imports (skipped otherwise);
+* ``torch-floor`` (only when asked for, ``--frameworks torch-floor``): the digital model with its
+  linear and convolution layers swapped for autograd functions that return a precomputed output
+  at almost no cost; its seconds per epoch are torch's own work around the layers, to which any
+  implementation of the layers adds its time (its accuracy is meaningless).
 
 Seeds: each framework trains ``--seeds`` times (seeds ``--seed``, ``--seed + 1``, ...: torch's
 initial weights, the data order and progsim's tile streams; aihwkit seeds its own device noise
@@ -87,8 +91,61 @@ def build_aihwkit(model, seed):
     return analog, opt
 
 
+class _Free(torch.autograd.Function):
+    """A layer's precomputed output for one sample, repeated over ``x``'s batch; backward: zeros
+    for ``x``."""
+
+    @staticmethod
+    def forward(ctx, x, out):
+        ctx.shape = x.shape
+        return out.expand(x.shape[0], *out.shape[1:]).clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.new_zeros(ctx.shape), None
+
+
+class _FreeLayer(torch.nn.Module):
+    """Stands in for a torch layer at almost no cost: the output of the real layer on one sample
+    of zeros, computed once, plus a trainable scalar so that the optimizer has a parameter."""
+
+    def __init__(self, real, in_shape):
+        super().__init__()
+        self.shift = torch.nn.Parameter(torch.zeros(()))
+        with torch.no_grad():
+            self.register_buffer("out", real(torch.zeros(in_shape)))
+
+    def forward(self, x):
+        return _Free.apply(x, self.out) + self.shift
+
+
+def build_torch_floor(model, seed):
+    """The digital model with its linear and convolution layers swapped for :class:`_FreeLayer`:
+    its epoch is torch's own work around the layers (activations, pooling, loss, autograd and
+    optimizer machinery), what any implementation of the layers adds its own time to."""
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, out: shapes.__setitem__(mod, tuple(inp[0].shape)))
+             for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))]
+    with torch.no_grad():
+        model(_digits.digits()[0][:1])
+    for h in hooks:
+        h.remove()
+
+    def swap(parent):
+        for name, child in parent.named_children():
+            if child in shapes:
+                setattr(parent, name, _FreeLayer(child, shapes[child]))
+            else:
+                swap(child)
+
+    swap(model)
+    return model, torch.optim.SGD(model.parameters(), lr=LR)
+
+
 LR = 0.1
-FRAMEWORKS = {"torch": build_torch, "progsim": build_progsim, "aihwkit": build_aihwkit}
+FRAMEWORKS = {"torch": build_torch, "progsim": build_progsim, "aihwkit": build_aihwkit,
+              "torch-floor": build_torch_floor}
+DEFAULT_FRAMEWORKS = ["torch", "progsim", "aihwkit"]
 
 
 def aihwkit_available() -> str | None:
@@ -127,8 +184,9 @@ def main(argv=None):
     ap.add_argument("--omp-wait-policy", choices=["default", "passive", "active"], default="default",
                     help="OMP_WAIT_POLICY for torch's and numba's OpenMP workers (default: the environment's)")
     ap.add_argument("--models", nargs="+", default=list(_digits.MODELS), choices=list(_digits.MODELS))
-    ap.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=list(FRAMEWORKS),
-                    help="which to run (aihwkit only where it imports)")
+    ap.add_argument("--frameworks", nargs="+", default=DEFAULT_FRAMEWORKS, choices=list(FRAMEWORKS),
+                    help="which to run (aihwkit only where it imports; torch-floor: the digital model with "
+                         "near-free layers, its accuracy meaningless)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
