@@ -58,7 +58,9 @@ def line_seed(base, line):
 
 @jit
 def stream_seed(key, counter, domain, line):
-    """Initial state of the stream ``(key, counter, domain, line)``."""
+    """Initial state of the stream ``(key, counter, domain, line)``: the definition the kernels
+    follow in two parts, :func:`stream_base` once per ``(key, counter, domain)`` and
+    :func:`line_seed` per line."""
     return line_seed(stream_base(key, counter, domain), line)
 
 
