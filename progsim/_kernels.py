@@ -52,6 +52,7 @@ _QS = tuple(s for s, _ in QUADRANTS)
 _QT = tuple(t for _, t in QUADRANTS)
 _ONE = np.uint64(1)
 _ZERO = np.uint64(0)
+_NO_LINE = np.int64(-1)  # "no row/column to skip" for _disturb_block, typed as the indices it stands beside
 
 
 class KernelCfg(NamedTuple):
@@ -126,7 +127,7 @@ def _update_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, 
             si = cyc.row_sign[b, i]
             rbits = cyc.row_bits[b, i]
             if cfg.mean_count:
-                r_cnt = int(np.round(bl * cyc.row_p[b, i]))
+                r_cnt = int(np.rint(bl * cyc.row_p[b, i]))
                 rbits = _low_bits(r_cnt)
             if hs == MODE_NONE and rbits == _ZERO:
                 continue
@@ -138,8 +139,8 @@ def _update_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, 
                 if cfg.mean_count:
                     # Lines fire round(BL p) slots; the n_ij = round(BL p_x p_d) coincidences
                     # come first, then the row's other slots, then the column's.
-                    c_cnt = int(np.round(bl * cyc.col_p[b, j]))
-                    n = int(np.round(bl * cyc.row_p[b, i] * cyc.col_p[b, j]))
+                    c_cnt = int(np.rint(bl * cyc.col_p[b, j]))
+                    n = int(np.rint(bl * cyc.row_p[b, i] * cyc.col_p[b, j]))
                     if n > r_cnt:
                         n = r_cnt
                     if n > c_cnt:
@@ -518,10 +519,10 @@ def _make_single(model):
                 nsingle += 1
                 if hs == MODE_NONE:
                     continue
-                nhalf += _disturb_block(w, wa, cells, model, dev_p, range(i, i + 1), range(cols), -1, j, up, cfg, st,
-                                        buf)
-                nhalf += _disturb_block(w, wa, cells, model, dev_p, range(rows), range(j, j + 1), i, -1, up, cfg, st,
-                                        buf)
+                nhalf += _disturb_block(w, wa, cells, model, dev_p, range(i, i + 1), range(cols), _NO_LINE, j, up,
+                                        cfg, st, buf)
+                nhalf += _disturb_block(w, wa, cells, model, dev_p, range(rows), range(j, j + 1), i, _NO_LINE, up,
+                                        cfg, st, buf)
                 if hs == MODE_V3:
                     nhalf += _disturb_block(w, wa, cells, model, dev_p, range(rows), range(cols), i, j, not up, cfg,
                                             st, buf)

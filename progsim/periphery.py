@@ -116,9 +116,10 @@ def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
     out_bound, out_step = p[_OUT_BOUND], p[_OUT_STEP]
     w_noise, out_noise, bm_limit = p[_W_NOISE], p[_OUT_NOISE], p[_BM_LIMIT]
     xin = np.empty((n_in, n), dtype=w.dtype)  # one column per vector: W @ xin is the faster BLAS call
-    scale = np.ones(n)
+    scale = np.empty(n)
     for r in range(n):
         k = todo[r]
+        scale[r] = 1.0
         if p[_NM] != 0.0:
             s = 0.0
             for j in range(n_in):
@@ -131,7 +132,7 @@ def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
         for j in range(n_in):
             v = x[k, j] * f
             if inp_step > 0.0:
-                v = np.round(v / inp_step) * inp_step
+                v = np.rint(v / inp_step) * inp_step
             if v > inp_bound:
                 v = inp_bound
             elif v < -inp_bound:
@@ -159,7 +160,7 @@ def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
             if out_noise > 0.0:
                 v += out_noise * z[2 * i + 1 if both else i]
             if out_step > 0.0:
-                v = np.round(v / out_step) * out_step
+                v = np.rint(v / out_step) * out_step
             if v > out_bound:
                 v = out_bound
                 saturated = True
@@ -180,8 +181,11 @@ def _read(w, x, key, p):
     :func:`_pass` until no vector is left to read again. Returns float64 (batch, out)."""
     nb = x.shape[0]
     out = np.empty((nb, w.shape[0]))
-    bm = np.ones(nb)
-    todo = np.arange(nb)
+    bm = np.empty(nb)  # np.empty and loops, not np.ones/np.arange: fewer compiles on first use
+    todo = np.empty(nb, dtype=np.int64)
+    for k in range(nb):
+        bm[k] = 1.0
+        todo[k] = k
     z = np.empty(w.shape[0] * int(p[_N_NOISE]))
     n, pass_no = nb, 0
     while n > 0:
