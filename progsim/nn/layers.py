@@ -1,4 +1,5 @@
-"""Analog layers: Linear, Conv1d, Conv2d (unfolded onto one crossbar) and a Sequential.
+"""Analog layers: Linear, Conv1d, Conv2d (unfolded onto one crossbar), their grouped forms (one
+crossbar per group) and a Sequential.
 
 Each is a ``torch.nn.Module`` with its parameters registered, ``reset_parameters`` and
 ``extra_repr``; it holds one tile (see :mod:`progsim.nn.base`). A convolution is unfolded: its kernel is a
