@@ -220,8 +220,9 @@ def main(argv=None):
             r = rows[-1]
             print(f"{model_name:4s} {fw:8s} {r['s_per_epoch']:.3f} s/epoch (cpu {r['cpu_s_per_epoch']:.3f})  "
                   f"accuracy {r['test_accuracy']:.4f} +- {r['accuracy_sem']:.4f} (sem, {args.seeds} seeds)", flush=True)
-    table = _paired(pd.DataFrame(rows), pd.DataFrame(per_seed))
-    pd.DataFrame(per_seed).to_csv(args.out / "bench_nn_seeds.csv", index=False)
+    seeds = pd.DataFrame(per_seed)
+    table = _paired(pd.DataFrame(rows), seeds)
+    seeds.to_csv(args.out / "bench_nn_seeds.csv", index=False)
     table.to_csv(args.out / "bench_nn.csv", index=False)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return table

@@ -237,6 +237,8 @@ class AnalogModule(nn.Module):
     Subclasses reshape their inputs into rows of ``tile_in_features`` and call :meth:`_mvm`.
     """
 
+    _optimizer_held = False  # set on the layer by the AnalogSGD that holds its weight
+
     def __init__(self, weight_shape, bias: bool, config: TileConfig | None, seed: int | None, dtype, owner: str):
         super().__init__()
         from progsim.inference.config import InferenceConfig  # progsim.inference imports progsim.nn
@@ -274,7 +276,6 @@ class AnalogModule(nn.Module):
         else:
             self.register_parameter("bias", None)
         self._pending: list = []
-        self._optimizer_held = False  # set by the AnalogSGD that holds the weight
         self._mirror_views: dict = {}  # _mirror's NumPy views of the mirrors' memory
         self._seq = itertools.count()
         self._token = torch.empty(0, requires_grad=True)  # makes the Function record when x needs no grad
@@ -397,7 +398,7 @@ class AnalogModule(nn.Module):
         input needs no gradient)."""
         if ctx.record:
             self._pending.append((ctx.seq, ctx.xin, d))
-            if len(self._pending) == UNAPPLIED_WARN and not getattr(self, "_optimizer_held", False):
+            if len(self._pending) == UNAPPLIED_WARN and not self._optimizer_held:
                 warnings.warn(
                     f"{type(self).__name__} has kept {UNAPPLIED_WARN} recorded reads for its pulsed update, and no "
                     "progsim.nn.AnalogSGD holds its weight: torch's own optimizers cannot update an analog tile "

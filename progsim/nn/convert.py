@@ -122,7 +122,7 @@ def _digital_conv(cls, m):
     """The torch convolution of the analog (grouped) convolution ``m``'s geometry."""
     first = m.convs[0] if isinstance(m, (AnalogGroupedConv1d, AnalogGroupedConv2d)) else m
     return cls(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-               groups=getattr(m, "groups", 1), bias=first.bias is not None, padding_mode=m.padding_mode,
+               groups=m.groups, bias=first.bias is not None, padding_mode=m.padding_mode,
                dtype=first.weight.dtype)
 
 

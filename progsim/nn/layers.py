@@ -113,6 +113,16 @@ class AnalogLinear(AnalogModule):
         return layer
 
 
+def _check_conv_input(layer, x, n: int) -> None:
+    """Raise the error of a convolution ``layer`` with ``n`` spatial dimensions for an input ``x``
+    that is not a (batched or unbatched) tensor with its ``in_channels``."""
+    if not isinstance(x, torch.Tensor) or x.dim() not in (n + 1, n + 2) or x.shape[-n - 1] != layer.in_channels:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"The input of {type(layer).__name__} must be a tensor of shape (N, {layer.in_channels}, "
+                         f"{'L' if n == 1 else 'H, W'}) or ({layer.in_channels}, {'L' if n == 1 else 'H, W'}). "
+                         f"Got {shape} instead.")
+
+
 def _conv_from_digital(cls, module, config, seed):
     """An analog convolution ``cls`` of torch convolution ``module``'s geometry, programmed with
     its weight and bias."""
@@ -129,6 +139,7 @@ class _AnalogConvNd(AnalogModule):
     pad the input with ``F.pad`` first (differentiable, as torch's convolutions do)."""
 
     n_dims = 2
+    groups = 1  # torch's geometry: one group (grouped convolutions are _AnalogGroupedConvNd)
     padding_mode = "zeros"  # set per layer; the class default serves layers pickled before it existed
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -182,11 +193,7 @@ class _AnalogConvNd(AnalogModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.n_dims
-        if not isinstance(x, torch.Tensor) or x.dim() not in (n + 1, n + 2) or x.shape[-n - 1] != self.in_channels:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"The input of {type(self).__name__} must be a tensor of shape (N, {self.in_channels}, "
-                             f"{'L' if n == 1 else 'H, W'}) or ({self.in_channels}, {'L' if n == 1 else 'H, W'}). "
-                             f"Got {shape} instead.")
+        _check_conv_input(self, x, n)
         single = x.dim() == n + 1
         xb = x.unsqueeze(0) if single else x
         in_shape = tuple(xb.shape[2:])
@@ -266,17 +273,17 @@ class _AnalogGroupedConvNd(nn.Module):
             self.conv_cls(in_channels // groups, out_channels // groups, kernel_size, stride, padding, dilation, 1,
                           bias, padding_mode, config, seed=None if seed is None else seed + j, dtype=dtype)
             for j in range(groups))
-        first = self.convs[0]
-        self.kernel_size, self.stride, self.padding = first.kernel_size, first.stride, first.padding
-        self.dilation, self.padding_mode = first.dilation, first.padding_mode
+
+    # the geometry torch's grouped convolution states, read from the groups' (equal) convolutions
+    kernel_size = property(lambda self: self.convs[0].kernel_size)
+    stride = property(lambda self: self.convs[0].stride)
+    padding = property(lambda self: self.convs[0].padding)
+    dilation = property(lambda self: self.convs[0].dilation)
+    padding_mode = property(lambda self: self.convs[0].padding_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.conv_cls.n_dims
-        if not isinstance(x, torch.Tensor) or x.dim() not in (n + 1, n + 2) or x.shape[-n - 1] != self.in_channels:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"The input of {type(self).__name__} must be a tensor of shape (N, {self.in_channels}, "
-                             f"{'L' if n == 1 else 'H, W'}) or ({self.in_channels}, {'L' if n == 1 else 'H, W'}). "
-                             f"Got {shape} instead.")
+        _check_conv_input(self, x, n)
         parts = x.chunk(self.groups, dim=-n - 1)
         return torch.cat([conv(part) for conv, part in zip(self.convs, parts)], dim=-n - 1)
 
