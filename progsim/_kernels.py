@@ -44,7 +44,7 @@ from numba import prange
 
 from progsim import _rng
 from progsim._config import jit, jit_parallel, renamed, use_parallel
-from progsim.devices import MODELS, cell_consts, device_step
+from progsim.devices import MODELS, cell_consts, cell_consts_toward, device_step
 from progsim.halfselect import MODE_NONE, MODE_V3, QUADRANTS
 from progsim.pulses import Cycles, _bernoulli_serial, _probabilities
 
@@ -236,10 +236,14 @@ def _fast_rows(lo, hi, w, wa, cells, model, dev_p, cyc, cfg, counts, st, buf, ac
                 wij = float(w[i, j])
                 wmax = float(wmx_a[i, j])
                 wmin = float(wmn_a[i, j])
-                k = cell_consts(model, cells, i, j, wmax, wmin, dev_p)
+                # The direction by arithmetic, not by branches (it is random, so a branch on it is
+                # mispredicted half the time): upf is 1.0 or 0.0, dw_up * 1.0 + dw_down * 0.0 is
+                # dw_up exactly (and the reverse), and the step's constants are the direction's
                 up = up_sign * col_sign[b, j] > 0
-                dw = float(dwu_a[i, j]) if up else float(dwd_a[i, j])
-                sgn = 1.0 if up else -1.0
+                upf = float(np.int64(up))
+                sgn = 2.0 * upf - 1.0
+                dw = float(dwu_a[i, j]) * upf + float(dwd_a[i, j]) * (1.0 - upf)
+                k = cell_consts_toward(model, cells, i, j, wmax, wmin, dev_p, upf)
                 while full != _ZERO:
                     full &= full - _ONE
                     mag = device_step(model, wij, up, dw, wmax, wmin, dev_p, k)
@@ -266,13 +270,13 @@ def _active_columns(col_bits):
     """``(act, n_act)``: ``act[b, :n_act[b]]`` are the columns ``j`` with ``col_bits[b, j] != 0``,
     in increasing order (the rest of each row of ``act`` is unset)."""
     nb, cols = col_bits.shape
-    act = np.empty((nb, cols), dtype=np.int64)
+    act = np.empty((nb, cols), dtype=np.uint64)
     n_act = np.empty(nb, dtype=np.int64)
     for b in range(nb):
         n = 0
         for j in range(cols):
             if col_bits[b, j] != _ZERO:
-                act[b, n] = j
+                act[b, n] = np.uint64(j)
                 n += 1
         n_act[b] = n
     return act, n_act

@@ -177,6 +177,21 @@ def cell_consts(model, cells, i, j, w_max, w_min, p):
 
 
 @jit(inline="always")
+def cell_consts_toward(model, cells, i, j, w_max, w_min, p, upf):
+    """:func:`cell_consts` of one direction, ``upf`` 1.0 (up) or 0.0 (down), in both slots, for a
+    kernel whose cell pulses one way: the slope's inputs are picked by arithmetic (``x * 1.0 +
+    y * 0.0`` is ``x`` for finite ``x`` and ``y``) rather than a branch on a random direction, and
+    divided as :func:`linear_slopes` divides them, so the step gets the same value."""
+    if model == MODEL_LINEAR:
+        dn = 1.0 - upf
+        g = cells.gamma_up[i, j] * upf + cells.gamma_down[i, j] * dn
+        ref = (p[3] * upf + p[4] * dn) if p[2] != 0.0 else (w_max * upf + w_min * dn)
+        kd = g / ref if ref != 0.0 else 0.0
+        return kd, kd
+    return 0.0, 0.0
+
+
+@jit(inline="always")
 def device_step(model, w, up, dw, w_max, w_min, p, k):
     """The step function of device ``model`` (one of the ``MODEL_*`` codes); ``k`` is the
     cell's :func:`cell_consts`."""

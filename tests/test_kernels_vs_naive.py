@@ -117,12 +117,15 @@ def test_noisy_update_matches_naive_statistics():
     assert np.all(np.abs(vk[moved] / vn[moved] - 1.0) < 0.5)
 
 
-@pytest.mark.parametrize("name", ["constant", "softbounds", "exp"])
+@pytest.mark.parametrize("name", ["constant", "softbounds", "linear", "exp"])
 def test_fast_and_general_kernels_take_the_same_steps_with_the_same_draws(name):
     """Without half-selection the fast kernel runs; the general kernel must apply the same
     pulses in the same order with the same cycle-to-cycle and write-noise draws, so with both
     noises on they give bit-identical hidden and apparent weights and counts. A kernel that
-    drew in another order, or skipped or doubled a pulse, would differ in many cells."""
+    drew in another order, or skipped or doubled a pulse, would differ in many cells. The fast
+    kernel picks a cell's step size and slope by arithmetic on its direction, the general one by
+    branches: LinearStep against the mean bounds ("linear") and against each cell's own
+    ("softbounds") check both picks."""
     device = dataclasses.replace(NOISELESS[name], dw_min_std=0.4, write_noise_std=3.0)
     xb, x, d = _setup(device, pulses.Stochastic(bl=31), "none", 0.0, batch=6, shape=(9, 7))
     lr = 0.05
