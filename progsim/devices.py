@@ -179,14 +179,15 @@ def cell_consts(model, cells, i, j, w_max, w_min, p):
 @jit(inline="always")
 def cell_consts_toward(model, cells, i, j, w_max, w_min, p, upf):
     """:func:`cell_consts` of one direction, ``upf`` 1.0 (up) or 0.0 (down), in both slots, for a
-    kernel whose cell pulses one way: the slope's inputs are picked by arithmetic (``x * 1.0 +
-    y * 0.0`` is ``x`` for finite ``x`` and ``y``) rather than a branch on a random direction, and
-    divided as :func:`linear_slopes` divides them, so the step gets the same value."""
+    kernel whose cell pulses one way: the slope's gamma and reference bound are picked by
+    arithmetic (``x * 1.0 + y * 0.0`` equals ``x`` for finite ``x`` and ``y``) rather than by a
+    branch on a direction that is random from cell to cell, then divided by
+    :func:`linear_slopes`, so the step gets the value :func:`cell_consts` gives it."""
     if model == MODEL_LINEAR:
         dn = 1.0 - upf
         g = cells.gamma_up[i, j] * upf + cells.gamma_down[i, j] * dn
         ref = (p[3] * upf + p[4] * dn) if p[2] != 0.0 else (w_max * upf + w_min * dn)
-        kd = g / ref if ref != 0.0 else 0.0
+        kd = linear_slopes(g, g, ref, ref)[0]
         return kd, kd
     return 0.0, 0.0
 
