@@ -75,6 +75,13 @@ def _tile_threads(tile):
     return contextlib.nullcontext()
 
 
+def check_seed(owner: str, seed) -> None:
+    """Raise the error of layer ``owner`` for a ``seed`` that is not an int >= 0 (None is drawn
+    by the caller before this check)."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"The 'seed' parameter of {owner} must be an int >= 0 or None. Got {seed!r} instead.")
+
+
 def omega_scale(m: np.ndarray, omega: float) -> float:
     """The digital scale ``alpha = max|M| / omega`` that maps a layer's matrix onto ``omega``
     device units (1 when ``omega`` is 0 or ``M`` is all zero)."""
@@ -249,8 +256,7 @@ class AnalogModule(nn.Module):
                             f"progsim.inference.InferenceConfig or None. Got {type(config).__name__} instead.")
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"The 'seed' parameter of {owner} must be an int >= 0 or None. Got {seed!r} instead.")
+        check_seed(owner, seed)
         if not isinstance(bias, bool):
             raise TypeError(f"The 'bias' parameter of {owner} must be a bool. Got {bias!r} instead.")
         self.config, self.seed = config, int(seed)

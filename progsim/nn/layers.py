@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from progsim.nn.base import SERIAL_CELLS, AnalogModule
+from progsim.nn.base import SERIAL_CELLS, AnalogModule, check_seed
 from progsim.nn.config import TileConfig
 
 
@@ -266,8 +266,8 @@ class _AnalogGroupedConvNd(nn.Module):
             if value % groups:
                 raise ValueError(f"The '{name}' parameter of {owner} must be divisible by groups ({groups}). "
                                  f"Got {value} instead.")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-            raise ValueError(f"The 'seed' parameter of {owner} must be an int >= 0 or None. Got {seed!r} instead.")
+        if seed is not None:  # checked before the groups' seeds seed + j are formed
+            check_seed(owner, seed)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.convs = nn.ModuleList(
             self.conv_cls(in_channels // groups, out_channels // groups, kernel_size, stride, padding, dilation, 1,
