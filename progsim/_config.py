@@ -181,6 +181,32 @@ def serial():
     return _Serial()
 
 
+class _SLP:
+    """The context of :func:`slp_vectorized`: numba's ``SLP_VECTORIZE`` on, the previous value
+    restored on leaving. numba reads it whenever it builds a pass pipeline, i.e. per compile."""
+
+    __slots__ = ("_saved",)
+
+    def __enter__(self):
+        self._saved = numba.config.SLP_VECTORIZE
+        numba.config.SLP_VECTORIZE = 1
+        return self
+
+    def __exit__(self, *exc):
+        numba.config.SLP_VECTORIZE = self._saved
+        return False
+
+
+def slp_vectorized():
+    """A context in which numba compiles with LLVM's SLP (straight-line) vectoriser on, for the
+    first call of a kernel written for it (the periphery's blocked product: its 32 scalar
+    accumulators become vector registers). numba leaves that vectoriser off by default, for
+    compile time; it packs independent operations of the same kind into one vector
+    instruction and never reorders a floating-point operation, so a kernel gives the same bits
+    with it or without it. A cached kernel is loaded as compiled, whatever the setting."""
+    return _SLP()
+
+
 def jit(fn=None, **overrides):
     """Serial ``numba.njit`` with the project's flags (``inline`` etc. may be overridden)."""
     opts = dict(cache=CACHE, fastmath=FASTMATH, nogil=True)

@@ -15,7 +15,8 @@ What it calls, on each device asked for (by class name; ``"all"`` is every class
   half-selection mode (the parallel variants);
 * ``pulse`` (the single-device kernel) under each mode;
 
-and once: ``forward``, ``backward`` and ``read_weights`` (the periphery's pass), and the
+and once: ``forward`` of one vector and of a batch of 8 (the periphery's read with BLAS
+products and the one with the blocked product), ``backward`` and ``read_weights``, and the
 patch kernel of :mod:`progsim.nn`'s convolutions (float32 and float64 inputs, and its adjoint).
 """
 
@@ -75,6 +76,7 @@ def warmup(devices=DEFAULT_DEVICES, report=None) -> list[tuple[str, float]]:
     xb = Crossbar(8, 8, seed=0)
     x = rng.uniform(-1, 1, (2, 8))
     timed("forward", lambda: xb.forward(x))
+    timed("forward (batch of 8)", lambda: xb.forward(rng.uniform(-1, 1, (8, 8))))
     timed("backward", lambda: xb.backward(x))
     timed("read_weights", lambda: xb.read_weights())
     from progsim.nn._patches import col2im, im2col, rows_to_channels

@@ -22,9 +22,14 @@ A vector goes through, in order (all in the tile's normalised units):
 
 ``IO(is_perfect=True)`` gives the exact product. Defaults follow aihwkit's, so results compare.
 
-A read runs in one compiled kernel (:func:`_read`), in passes: the first reads every vector,
-each later one only the vectors that bound management repeats. A pass's MVM is one BLAS
-product in the tile's dtype. The noise comes from counter-based streams (:mod:`progsim._rng`)
+A read runs in one compiled kernel, in passes: the first reads every vector, each later one
+only the vectors that bound management repeats. A pass's MVM is computed in the tile's dtype:
+in a read of at least 8 vectors with float64 weights in C layout (the forward read), by a
+register-blocked kernel whose every output is the plain sum over the inputs in increasing
+order (the naive product's bits), in every pass; else by one BLAS call (float32 tiles, the
+backward read's transposed weights, and reads of fewer vectors, where BLAS's single-precision
+and matrix-vector kernels are the faster ones). So a vector's product depends, by rounding
+only, on how many vectors its read holds, never on the thread count. The noise comes from counter-based streams (:mod:`progsim._rng`)
 seeded by one raw 64-bit draw of the tile's ``numpy.random.Generator`` per read: vector ``k``
 draws, in pass ``q`` (0 first), from the stream ``(draw, q, DOMAIN_READ, k)``, for each output
 in order its weight noise (if on), then its output noise (if on). So the generator's state
@@ -39,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from progsim import _rng
-from progsim._config import jit
+from progsim._config import jit, renamed, slp_vectorized
 from progsim._validate import Boolean, Interval, Options, param, validate_fields
 
 _NONNEG = Interval(0.0, None, closed="left")
@@ -102,14 +107,98 @@ def io_params(io: IO, backward: bool = False) -> np.ndarray:
     return p
 
 
+# From this many vectors on, a float64 read multiplies with the blocked kernel.
+_BLOCK_FROM = 8
+
+
+@jit
+def _blocked_product(w, xin):
+    """``w @ xin`` for a float64 ``w`` in C layout: :func:`_blocked_rows` on ``xin`` padded with
+    zero columns to a multiple of 8 (their products dropped). A bound-management pass that
+    reads a few of the vectors again goes through it too (padded to 8): BLAS's product of
+    2 to 7 columns takes longer than its product of 16."""
+    n = xin.shape[1]
+    m = (n + 7) // 8 * 8
+    x = xin
+    if m != n:
+        x = np.empty((xin.shape[0], m), dtype=xin.dtype)
+        for j in range(xin.shape[0]):
+            for r in range(n):
+                x[j, r] = xin[j, r]
+            for r in range(n, m):
+                x[j, r] = 0.0
+    y = np.empty((w.shape[0], m), dtype=w.dtype)
+    _blocked_rows(w, x, y)
+    return y[:, :n]
+
+
+@jit
+def _blocked_rows(w, x, y):
+    """``y = w @ x`` for ``x`` of shape (in, n) with ``n`` a
+    multiple of 8, C-contiguous, and ``w`` C-contiguous: blocks of 4 rows of ``w`` times 8
+    columns of ``x`` held in 32 scalar accumulators, which LLVM's SLP vectoriser packs into
+    vector registers (see :func:`progsim._config.slp_vectorized`; the sums are the same without
+    it, only slower). Each output is the plain sum over the inputs in increasing order,
+    ``((w0 x0 + w1 x1) + w2 x2) + ...``, in the dtype of ``w`` and with no fused multiply-add,
+    so it does not depend on the vectorisation or the batch. ``w`` is read once
+    per 8 vectors, where BLAS packs it anew on every call (the cost that dominates a product
+    with few vectors)."""
+    n_in = w.shape[1]
+    n = x.shape[1]
+    zero = y.dtype.type(0.0)
+    n_out = w.shape[0]
+    full = n_out - n_out % 4
+    r = 0
+    while r < n:  # not range(0, n, 8): through its index LLVM cannot see that r + k >= 0, and keeps
+        # numba's negative-index wraparound on every load of x, which stops the vectoriser
+        for i in range(0, full, 4):
+            a00 = a01 = a02 = a03 = a04 = a05 = a06 = a07 = zero
+            a10 = a11 = a12 = a13 = a14 = a15 = a16 = a17 = zero
+            a20 = a21 = a22 = a23 = a24 = a25 = a26 = a27 = zero
+            a30 = a31 = a32 = a33 = a34 = a35 = a36 = a37 = zero
+            for j in range(n_in):
+                x0, x1, x2, x3 = x[j, r], x[j, r + 1], x[j, r + 2], x[j, r + 3]
+                x4, x5, x6, x7 = x[j, r + 4], x[j, r + 5], x[j, r + 6], x[j, r + 7]
+                v = w[i, j]
+                a00 += v * x0; a01 += v * x1; a02 += v * x2; a03 += v * x3  # noqa: E702
+                a04 += v * x4; a05 += v * x5; a06 += v * x6; a07 += v * x7  # noqa: E702
+                v = w[i + 1, j]
+                a10 += v * x0; a11 += v * x1; a12 += v * x2; a13 += v * x3  # noqa: E702
+                a14 += v * x4; a15 += v * x5; a16 += v * x6; a17 += v * x7  # noqa: E702
+                v = w[i + 2, j]
+                a20 += v * x0; a21 += v * x1; a22 += v * x2; a23 += v * x3  # noqa: E702
+                a24 += v * x4; a25 += v * x5; a26 += v * x6; a27 += v * x7  # noqa: E702
+                v = w[i + 3, j]
+                a30 += v * x0; a31 += v * x1; a32 += v * x2; a33 += v * x3  # noqa: E702
+                a34 += v * x4; a35 += v * x5; a36 += v * x6; a37 += v * x7  # noqa: E702
+            y[i, r], y[i, r + 1], y[i, r + 2], y[i, r + 3] = a00, a01, a02, a03
+            y[i, r + 4], y[i, r + 5], y[i, r + 6], y[i, r + 7] = a04, a05, a06, a07
+            y[i + 1, r], y[i + 1, r + 1], y[i + 1, r + 2], y[i + 1, r + 3] = a10, a11, a12, a13
+            y[i + 1, r + 4], y[i + 1, r + 5], y[i + 1, r + 6], y[i + 1, r + 7] = a14, a15, a16, a17
+            y[i + 2, r], y[i + 2, r + 1], y[i + 2, r + 2], y[i + 2, r + 3] = a20, a21, a22, a23
+            y[i + 2, r + 4], y[i + 2, r + 5], y[i + 2, r + 6], y[i + 2, r + 7] = a24, a25, a26, a27
+            y[i + 3, r], y[i + 3, r + 1], y[i + 3, r + 2], y[i + 3, r + 3] = a30, a31, a32, a33
+            y[i + 3, r + 4], y[i + 3, r + 5], y[i + 3, r + 6], y[i + 3, r + 7] = a34, a35, a36, a37
+        for i in range(full, n_out):
+            a00 = a01 = a02 = a03 = a04 = a05 = a06 = a07 = zero
+            for j in range(n_in):
+                v = w[i, j]
+                a00 += v * x[j, r]; a01 += v * x[j, r + 1]; a02 += v * x[j, r + 2]; a03 += v * x[j, r + 3]  # noqa: E702
+                a04 += v * x[j, r + 4]; a05 += v * x[j, r + 5]; a06 += v * x[j, r + 6]; a07 += v * x[j, r + 7]  # noqa: E702
+            y[i, r], y[i, r + 1], y[i, r + 2], y[i, r + 3] = a00, a01, a02, a03
+            y[i, r + 4], y[i, r + 5], y[i, r + 6], y[i, r + 7] = a04, a05, a06, a07
+        r += 8
+
+
 @jit(inline="always")
-def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
+def _pass(w, x, todo, n, bm, key, pass_no, p, out, z, blocked):
     """One pass of :func:`_read` over the vectors ``x[todo[:n]]`` at their bound-management
     factors ``bm``, writing their rows of ``out``. The noise of vector ``k`` comes from the
     stream ``(key, pass_no, DOMAIN_READ, k)``: per output, in order, its weight noise (if on),
     then its output noise (if on), drawn into ``z``. The vectors to read again (an output
     saturated and the factor may still double) have ``bm`` doubled and are moved to the front
-    of ``todo``; returns how many there are."""
+    of ``todo``; returns how many there are. ``blocked``: the product is
+    :func:`_blocked_product` (else one BLAS call)."""
     n_in = x.shape[1]
     n_out = w.shape[0]
     inp_bound, inp_step = p[_INP_BOUND], p[_INP_STEP]
@@ -138,7 +227,10 @@ def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
             elif v < -inp_bound:
                 v = -inp_bound
             xin[j, r] = v
-    y = np.dot(w, xin)
+    if blocked:  # a compile-time constant of each read kernel: numba drops the other branch
+        y = _blocked_product(w, xin)
+    else:
+        y = np.dot(w, xin)
     both = w_noise > 0.0 and out_noise > 0.0
     base = _rng.stream_base(key, pass_no, _rng.DOMAIN_READ)
     n_retry = 0
@@ -175,23 +267,31 @@ def _pass(w, x, todo, n, bm, key, pass_no, p, out, z):
     return n_retry
 
 
-@jit
-def _read(w, x, key, p):
-    """The periphery's read of every row of ``x`` (see the module docstring): passes of
-    :func:`_pass` until no vector is left to read again. Returns float64 (batch, out)."""
-    nb = x.shape[0]
-    out = np.empty((nb, w.shape[0]))
-    bm = np.empty(nb)  # np.empty and loops, not np.ones/np.arange: fewer compiles on first use
-    todo = np.empty(nb, dtype=np.int64)
-    for k in range(nb):
-        bm[k] = 1.0
-        todo[k] = k
-    z = np.empty(w.shape[0] * int(p[_N_NOISE]))
-    n, pass_no = nb, 0
-    while n > 0:
-        n = _pass(w, x, todo, n, bm, key, pass_no, p, out, z)
-        pass_no += 1
-    return out
+def _make_read(blocked):
+    def read(w, x, key, p):
+        """The periphery's read of every row of ``x`` (see the module docstring): passes of
+        :func:`_pass` until no vector is left to read again. Returns float64 (batch, out)."""
+        nb = x.shape[0]
+        out = np.empty((nb, w.shape[0]))
+        bm = np.empty(nb)  # np.empty and loops, not np.ones/np.arange: fewer compiles on first use
+        todo = np.empty(nb, dtype=np.int64)
+        for k in range(nb):
+            bm[k] = 1.0
+            todo[k] = k
+        z = np.empty(w.shape[0] * int(p[_N_NOISE]))
+        n, pass_no = nb, 0
+        while n > 0:
+            n = _pass(w, x, todo, n, bm, key, pass_no, p, out, z, blocked)
+            pass_no += 1
+        return out
+    return read
+
+
+# The read with BLAS products, and the one with the blocked product (float64 weights in C
+# layout, at least _BLOCK_FROM vectors): two kernels, so that a tile compiles the
+# blocked one only once it reads a batch that uses it.
+_read = jit(renamed(_make_read(False), "_read"))
+_read_blocked = jit(renamed(_make_read(True), "_read_blocked"))
 
 
 def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, params: np.ndarray | None = None,
@@ -209,7 +309,18 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, pa
     if x.dtype != np.float64 or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x, dtype=np.float64)
     key = np.uint64(rng.bit_generator.random_raw()) if p[_N_NOISE] > 0 else _ZERO
-    return _read(weights, x, key, p)
+    if x.shape[0] < _BLOCK_FROM or weights.dtype != _F64 or not weights.flags.c_contiguous:
+        return _read(weights, x, key, p)
+    if _READ_BLOCKED_CALLED:
+        return _read_blocked(weights, x, key, p)
+    with slp_vectorized():  # the first call compiles (or loads) the kernel
+        out = _read_blocked(weights, x, key, p)
+    _READ_BLOCKED_CALLED.append(True)
+    return out
+
+
+_F64 = np.dtype(np.float64)
+_READ_BLOCKED_CALLED = []  # not empty once _read_blocked has been called in this process
 
 
 def output_noise_var(io: IO, x) -> np.ndarray:

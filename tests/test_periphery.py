@@ -2,6 +2,7 @@
 
 import math
 
+import numba
 import numpy as np
 import pytest
 
@@ -39,13 +40,15 @@ def naive_read(w, x, io, backward=False):
     return np.array([v * factor * scale for v, _ in outs])
 
 
+@pytest.mark.parametrize("batch", [6, 13])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("io", [IO(out_noise=0.0), IO(out_noise=0.0, inp_res=0.0, out_res=1 / 62),
                                 IO(out_noise=0.0, noise_management="none", bound_management="none", inp_res=15)])
-def test_noiseless_pass_equals_the_reference(io, dtype, rng):
-    """Inputs spread over three decades so that some vectors saturate and others do not."""
+def test_noiseless_pass_equals_the_reference(io, dtype, batch, rng):
+    """Inputs spread over three decades so that some vectors saturate and others do not; a
+    float64 batch of 13 goes through the blocked product, its bound-management passes too."""
     w = rng.uniform(-0.6, 0.6, (7, 30)).astype(dtype)
-    x = rng.normal(size=(6, 30)) * np.array([0.05, 0.5, 1, 3, 10, 30])[:, None]
+    x = rng.normal(size=(batch, 30)) * np.resize([0.05, 0.5, 1, 3, 10, 30], batch)[:, None]
     got = mvm(w, x, io, np.random.default_rng(0))
     ref = np.array([naive_read(w.astype(np.float64), xv, io) for xv in x])
     # float32 tiles multiply in float32: 30 products of |w x| <= 0.6 * 30, relative error 6e-8
@@ -124,3 +127,35 @@ def test_noise_draws_come_from_the_tile_generator_one_raw_draw_a_read():
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-12)
     assert gen.bit_generator.random_raw() == ref.bit_generator.random_raw()  # one draw taken, no more
     np.testing.assert_array_equal(mvm(w, x, io, np.random.default_rng(7)), y)
+
+@pytest.mark.parametrize("shape, batch", [((10, 37), 13), ((8, 9), 16), ((3, 5), 8)])
+def test_blocked_product_is_the_naive_sum_bit_for_bit(shape, batch, rng):
+    """A float64 read of at least 8 vectors multiplies with the blocked kernel: with the
+    converters and noise off, every output is the plain sum over the inputs in increasing
+    order, the naive product's bits exactly (tile rows not a multiple of 4, batches not a
+    multiple of 8 included), and numba's SLP setting is as it was after the compile."""
+    io = IO(out_noise=0.0, inp_res=0.0, out_res=0.0, noise_management="none", bound_management="none",
+            inp_bound=1e9, out_bound=1e9)
+    w = rng.uniform(-0.6, 0.6, shape)
+    x = rng.normal(size=(batch, shape[1]))
+    slp = numba.config.SLP_VECTORIZE
+    got = mvm(w, x, io, np.random.default_rng(0))
+    np.testing.assert_array_equal(got, naive.mvm_perfect(w, x))
+    assert periphery._READ_BLOCKED_CALLED  # the read of this test took the blocked kernel
+    assert numba.config.SLP_VECTORIZE == slp  # the compile's setting was restored
+
+
+def test_blocked_read_equals_the_blas_read_to_rounding(rng):
+    """The same noisy read of 12 vectors through the blocked kernel and through BLAS: the same
+    streams and converters, so the outputs are the same but where the two products (~1e-16
+    apart, relative) fall on the two sides of an ADC rounding edge: one ADC step
+    (24 / 510 at the default converter, times the noise-management scale max|x| <= 1) there,
+    and such a pair is rare (the chance is ~1e-16 / (24 / 510) per output)."""
+    w = rng.uniform(-0.3, 0.3, (40, 64))
+    x = rng.uniform(-1, 1, (12, 64))
+    p = io_params(IO())
+    blocked = periphery._read_blocked(w, x, np.uint64(7), p)
+    blas = periphery._read(w, x, np.uint64(7), p)
+    step = 2 * 12 / 510
+    assert np.abs(blocked - blas).max() <= step * 1.0000001
+    assert np.mean(blocked == blas) > 0.99
