@@ -24,12 +24,13 @@ A vector goes through, in order (all in the tile's normalised units):
 
 A read runs in one compiled kernel, in passes: the first reads every vector, each later one
 only the vectors that bound management repeats. A pass's MVM is computed in the tile's dtype:
-in a read of at least 8 vectors with float64 weights in C layout (the forward read), by a
-register-blocked kernel whose every output is the plain sum over the inputs in increasing
-order (the naive product's bits), in every pass; else by one BLAS call (float32 tiles, the
-backward read's transposed weights, and reads of fewer vectors, where BLAS's single-precision
-and matrix-vector kernels are the faster ones). So a vector's product depends, by rounding
-only, on how many vectors its read holds, never on the thread count. The noise comes from counter-based streams (:mod:`progsim._rng`)
+in a read of at least 8 vectors (2 on tiles of 512x512 cells and more) with float64 weights in
+C layout (the forward read), by a register-blocked kernel whose every output is the plain sum
+over the inputs in increasing order (the naive product's bits), in every pass of more than one
+vector; else by one BLAS call (float32 tiles, the backward read's transposed weights, fewer
+vectors, and a pass of one, where BLAS's single-precision and matrix-vector kernels are the
+faster ones). So a vector's product depends, by rounding only, on how many vectors its read
+and its pass hold, never on the thread count. The noise comes from counter-based streams (:mod:`progsim._rng`)
 seeded by one raw 64-bit draw of the tile's ``numpy.random.Generator`` per read: vector ``k``
 draws, in pass ``q`` (0 first), from the stream ``(draw, q, DOMAIN_READ, k)``, for each output
 in order its weight noise (if on), then its output noise (if on). So the generator's state
@@ -107,17 +108,24 @@ def io_params(io: IO, backward: bool = False) -> np.ndarray:
     return p
 
 
-# From this many vectors on, a float64 read multiplies with the blocked kernel.
+# From this many vectors on, a float64 read multiplies with the blocked kernel; on tiles of at
+# least _LARGE cells, from _BLOCK_FROM_LARGE on (there BLAS's double product of a few columns,
+# which repacks the weights on every call, is the slower one: 600-1300 us against 370-400 at
+# 1024x1024 and 2-6 columns; on small tiles BLAS is faster below 8).
 _BLOCK_FROM = 8
+_BLOCK_FROM_LARGE = 2
+_LARGE = 512 * 512
 
 
 @jit
 def _blocked_product(w, xin):
     """``w @ xin`` for a float64 ``w`` in C layout: :func:`_blocked_rows` on ``xin`` padded with
-    zero columns to a multiple of 8 (their products dropped). A bound-management pass that
-    reads a few of the vectors again goes through it too (padded to 8): BLAS's product of
-    2 to 7 columns takes longer than its product of 16."""
+    zero columns to a multiple of 8 (their products dropped); one vector (a bound-management
+    pass that reads one vector again) is BLAS's matrix-vector product, which streams ``w`` at
+    memory speed."""
     n = xin.shape[1]
+    if n == 1:
+        return np.dot(w, xin)
     m = (n + 7) // 8 * 8
     x = xin
     if m != n:
@@ -288,7 +296,7 @@ def _make_read(blocked):
 
 
 # The read with BLAS products, and the one with the blocked product (float64 weights in C
-# layout, at least _BLOCK_FROM vectors): two kernels, so that a tile compiles the
+# layout, enough vectors): two kernels, so that a tile compiles the
 # blocked one only once it reads a batch that uses it.
 _read = jit(renamed(_make_read(False), "_read"))
 _read_blocked = jit(renamed(_make_read(True), "_read_blocked"))
@@ -309,7 +317,8 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, pa
     if x.dtype != np.float64 or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x, dtype=np.float64)
     key = np.uint64(rng.bit_generator.random_raw()) if p[_N_NOISE] > 0 else _ZERO
-    if x.shape[0] < _BLOCK_FROM or weights.dtype != _F64 or not weights.flags.c_contiguous:
+    if (x.shape[0] < (_BLOCK_FROM_LARGE if weights.size >= _LARGE else _BLOCK_FROM) or weights.dtype != _F64
+            or not weights.flags.c_contiguous):
         return _read(weights, x, key, p)
     if _READ_BLOCKED_CALLED:
         return _read_blocked(weights, x, key, p)

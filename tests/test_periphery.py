@@ -128,12 +128,13 @@ def test_noise_draws_come_from_the_tile_generator_one_raw_draw_a_read():
     assert gen.bit_generator.random_raw() == ref.bit_generator.random_raw()  # one draw taken, no more
     np.testing.assert_array_equal(mvm(w, x, io, np.random.default_rng(7)), y)
 
-@pytest.mark.parametrize("shape, batch", [((10, 37), 13), ((8, 9), 16), ((3, 5), 8)])
+@pytest.mark.parametrize("shape, batch", [((10, 37), 13), ((8, 9), 16), ((3, 5), 8), ((512, 512), 3)])
 def test_blocked_product_is_the_naive_sum_bit_for_bit(shape, batch, rng):
     """A float64 read of at least 8 vectors multiplies with the blocked kernel: with the
     converters and noise off, every output is the plain sum over the inputs in increasing
     order, the naive product's bits exactly (tile rows not a multiple of 4, batches not a
-    multiple of 8 included), and numba's SLP setting is as it was after the compile."""
+    multiple of 8 included; on a tile of 512x512 cells from 2 vectors on), and numba's SLP
+    setting is as it was after the compile."""
     io = IO(out_noise=0.0, inp_res=0.0, out_res=0.0, noise_management="none", bound_management="none",
             inp_bound=1e9, out_bound=1e9)
     w = rng.uniform(-0.6, 0.6, shape)
