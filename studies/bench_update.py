@@ -92,6 +92,12 @@ def _timed_update(xb, x, d, lr):
     return time.perf_counter() - t0, xb.counters
 
 
+# Seconds of rest before each per-call measurement, ours and aihwkit's alike: the worker threads
+# that the previous measurement's library (numba's, torch's or BLAS's OpenMP pool) leaves
+# spinning go to sleep first, instead of taking the cores from the next measurement's first calls.
+_SETTLE = 0.2
+
+
 def per_call_ours(size, batch, op, threads, dtype=np.float64, seconds=0.2, max_calls=400, lr=0.01, seed=0):
     """Median microseconds of one call of ``op`` ("update" or "forward") on a default tile."""
     set_num_threads(threads)
@@ -218,9 +224,11 @@ def main(argv=None):
         for batch in args.batches:
             for t in threads:
                 for op, dtype in (("update", np.float64), ("forward", np.float64), ("forward", np.float32)):
+                    time.sleep(_SETTLE)
                     row = dict(size=size, batch=batch, op=op, threads=t, dtype=np.dtype(dtype).name,
                                ours_us=per_call_ours(size, batch, op, t, dtype, seconds=args.call_seconds))
                     if peer is not None:
+                        time.sleep(_SETTLE)
                         row["aihwkit_us"] = peer.per_call_us(size, size, batch, op, threads=t)
                         row["aihwkit_over_ours"] = row["aihwkit_us"] / row["ours_us"]
                     rows.append(row)
