@@ -16,7 +16,8 @@ What it calls, on each device asked for (by class name; ``"all"`` is every class
 * ``pulse`` (the single-device kernel) under each mode;
 
 and once: ``forward`` of one vector and of a batch of 8 (the periphery's read with BLAS
-products and the one with the blocked product), ``backward`` and ``read_weights``, and the
+products and the one with the blocked product; with more than one numba thread, also the
+blocked read's parallel variant), ``backward`` and ``read_weights``, and the
 patch kernel of :mod:`progsim.nn`'s convolutions (float32 and float64 inputs, and its adjoint).
 """
 
@@ -77,6 +78,9 @@ def warmup(devices=DEFAULT_DEVICES, report=None) -> list[tuple[str, float]]:
     x = rng.uniform(-1, 1, (2, 8))
     timed("forward", lambda: xb.forward(x))
     timed("forward (batch of 8)", lambda: xb.forward(rng.uniform(-1, 1, (8, 8))))
+    if _config.num_threads() > 1:
+        xf = Crossbar(256, 256, seed=0)
+        timed("forward (parallel)", lambda: xf.forward(rng.uniform(-1, 1, (8, 256))))
     timed("backward", lambda: xb.backward(x))
     timed("read_weights", lambda: xb.read_weights())
     from progsim.nn._patches import col2im, im2col, rows_to_channels

@@ -26,11 +26,11 @@ A read runs in one compiled kernel, in passes: the first reads every vector, eac
 only the vectors that bound management repeats. A pass's MVM is computed in the tile's dtype:
 in a read of at least 8 vectors (2 on tiles of 512x512 cells and more) with float64 weights in
 C layout (the forward read), by a register-blocked kernel whose every output is the plain sum
-over the inputs in increasing order (the naive product's bits), in every pass of more than one
-vector; else by one BLAS call (float32 tiles, the backward read's transposed weights, fewer
-vectors, and a pass of one, where BLAS's single-precision and matrix-vector kernels are the
-faster ones). So a vector's product depends, by rounding only, on how many vectors its read
-and its pass hold, never on the thread count. The noise comes from counter-based streams (:mod:`progsim._rng`)
+over the inputs in increasing order (the naive product's bits), in every pass, its rows split
+between threads in the parallel variant of that read; else by one BLAS call (float32 tiles,
+the backward read's transposed weights and fewer vectors, where BLAS's single-precision and
+matrix-vector kernels are the faster ones). So a vector's product depends, by rounding only,
+on how many vectors its read holds, never on the thread count. The noise comes from counter-based streams (:mod:`progsim._rng`)
 seeded by one raw 64-bit draw of the tile's ``numpy.random.Generator`` per read: vector ``k``
 draws, in pass ``q`` (0 first), from the stream ``(draw, q, DOMAIN_READ, k)``, for each output
 in order its weight noise (if on), then its output noise (if on). So the generator's state
@@ -43,9 +43,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import prange
 
 from progsim import _rng
-from progsim._config import jit, renamed, slp_vectorized
+from progsim._config import jit, jit_parallel, renamed, slp_vectorized, use_parallel
 from progsim._validate import Boolean, Interval, Options, param, validate_fields
 
 _NONNEG = Interval(0.0, None, closed="left")
@@ -115,17 +116,20 @@ def io_params(io: IO, backward: bool = False) -> np.ndarray:
 _BLOCK_FROM = 8
 _BLOCK_FROM_LARGE = 2
 _LARGE = 512 * 512
+# The blocked read runs its parallel variant from this many cells x vectors on (where two threads
+# beat one on an idle two-core machine), and splits the rows into at most _ROW_BLOCKS blocks.
+_PARALLEL_FROM = 1 << 19
+_ROW_BLOCKS = 64
 
 
-@jit
+@jit(inline="always")
 def _blocked_product(w, xin):
-    """``w @ xin`` for a float64 ``w`` in C layout: :func:`_blocked_rows` on ``xin`` padded with
-    zero columns to a multiple of 8 (their products dropped); one vector (a bound-management
-    pass that reads one vector again) is BLAS's matrix-vector product, which streams ``w`` at
-    memory speed."""
+    """``w @ xin`` for a float64 ``w`` in C layout: :func:`_blocked_rows` over blocks of rows
+    (``prange``: the parallel read splits them between its threads, each output computed whole
+    by one) on ``xin`` padded with zero columns to a multiple of 8, their products dropped. A
+    pass of a single vector (bound management reading one vector again) is padded too: no BLAS
+    call inside the read, whose threads would wait for numba's on a busy core."""
     n = xin.shape[1]
-    if n == 1:
-        return np.dot(w, xin)
     m = (n + 7) // 8 * 8
     x = xin
     if m != n:
@@ -135,31 +139,33 @@ def _blocked_product(w, xin):
                 x[j, r] = xin[j, r]
             for r in range(n, m):
                 x[j, r] = 0.0
-    y = np.empty((w.shape[0], m), dtype=w.dtype)
-    _blocked_rows(w, x, y)
+    n_out = w.shape[0]
+    y = np.empty((n_out, m), dtype=w.dtype)
+    nblk = min(max(n_out // 4, 1), _ROW_BLOCKS)
+    for c in prange(nblk):
+        _blocked_rows(w, x, y, c * n_out // nblk, (c + 1) * n_out // nblk)
     return y[:, :n]
 
 
 @jit
-def _blocked_rows(w, x, y):
-    """``y = w @ x`` for ``x`` of shape (in, n) with ``n`` a
+def _blocked_rows(w, x, y, lo, hi):
+    """Rows ``lo`` to ``hi - 1`` of ``y = w @ x`` for ``x`` of shape (in, n) with ``n`` a
     multiple of 8, C-contiguous, and ``w`` C-contiguous: blocks of 4 rows of ``w`` times 8
     columns of ``x`` held in 32 scalar accumulators, which LLVM's SLP vectoriser packs into
     vector registers (see :func:`progsim._config.slp_vectorized`; the sums are the same without
     it, only slower). Each output is the plain sum over the inputs in increasing order,
     ``((w0 x0 + w1 x1) + w2 x2) + ...``, in the dtype of ``w`` and with no fused multiply-add,
-    so it does not depend on the vectorisation or the batch. ``w`` is read once
+    so it does not depend on the vectorisation, the batch or the row blocks. ``w`` is read once
     per 8 vectors, where BLAS packs it anew on every call (the cost that dominates a product
     with few vectors)."""
     n_in = w.shape[1]
     n = x.shape[1]
     zero = y.dtype.type(0.0)
-    n_out = w.shape[0]
-    full = n_out - n_out % 4
+    full = hi - (hi - lo) % 4
     r = 0
     while r < n:  # not range(0, n, 8): through its index LLVM cannot see that r + k >= 0, and keeps
         # numba's negative-index wraparound on every load of x, which stops the vectoriser
-        for i in range(0, full, 4):
+        for i in range(lo, full, 4):
             a00 = a01 = a02 = a03 = a04 = a05 = a06 = a07 = zero
             a10 = a11 = a12 = a13 = a14 = a15 = a16 = a17 = zero
             a20 = a21 = a22 = a23 = a24 = a25 = a26 = a27 = zero
@@ -187,7 +193,7 @@ def _blocked_rows(w, x, y):
             y[i + 2, r + 4], y[i + 2, r + 5], y[i + 2, r + 6], y[i + 2, r + 7] = a24, a25, a26, a27
             y[i + 3, r], y[i + 3, r + 1], y[i + 3, r + 2], y[i + 3, r + 3] = a30, a31, a32, a33
             y[i + 3, r + 4], y[i + 3, r + 5], y[i + 3, r + 6], y[i + 3, r + 7] = a34, a35, a36, a37
-        for i in range(full, n_out):
+        for i in range(full, hi):
             a00 = a01 = a02 = a03 = a04 = a05 = a06 = a07 = zero
             for j in range(n_in):
                 v = w[i, j]
@@ -300,6 +306,7 @@ def _make_read(blocked):
 # blocked one only once it reads a batch that uses it.
 _read = jit(renamed(_make_read(False), "_read"))
 _read_blocked = jit(renamed(_make_read(True), "_read_blocked"))
+_read_blocked_parallel = jit_parallel(renamed(_make_read(True), "_read_blocked_parallel"))
 
 
 def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, params: np.ndarray | None = None,
@@ -320,16 +327,18 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, pa
     if (x.shape[0] < (_BLOCK_FROM_LARGE if weights.size >= _LARGE else _BLOCK_FROM) or weights.dtype != _F64
             or not weights.flags.c_contiguous):
         return _read(weights, x, key, p)
-    if _READ_BLOCKED_CALLED:
-        return _read_blocked(weights, x, key, p)
+    parallel = use_parallel(weights.size * x.shape[0]) and weights.size * x.shape[0] >= _PARALLEL_FROM
+    read = _read_blocked_parallel if parallel else _read_blocked
+    if parallel in _READ_BLOCKED_CALLED:
+        return read(weights, x, key, p)
     with slp_vectorized():  # the first call compiles (or loads) the kernel
-        out = _read_blocked(weights, x, key, p)
-    _READ_BLOCKED_CALLED.append(True)
+        out = read(weights, x, key, p)
+    _READ_BLOCKED_CALLED.add(parallel)
     return out
 
 
 _F64 = np.dtype(np.float64)
-_READ_BLOCKED_CALLED = []  # not empty once _read_blocked has been called in this process
+_READ_BLOCKED_CALLED = set()  # the variants of the blocked read called in this process (parallel or not)
 
 
 def output_noise_var(io: IO, x) -> np.ndarray:

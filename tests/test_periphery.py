@@ -8,7 +8,7 @@ import pytest
 
 import naive
 from _checks import stream_outputs
-from progsim import Crossbar, IO, _rng, devices, periphery
+from progsim import Crossbar, IO, _config, _rng, devices, periphery
 from progsim.periphery import io_params, mvm
 
 
@@ -160,3 +160,18 @@ def test_blocked_read_equals_the_blas_read_to_rounding(rng):
     step = 2 * 12 / 510
     assert np.abs(blocked - blas).max() <= step * 1.0000001
     assert np.mean(blocked == blas) > 0.99
+
+
+def test_parallel_blocked_read_takes_the_serial_ones_bits(rng):
+    """The parallel variant of the blocked read splits the rows between threads, each output
+    computed whole by one: the same bits as the serial variant, noise, converters and
+    bound-management passes included (inputs large enough that some vectors are read again,
+    among them passes of a single vector)."""
+    w = rng.uniform(-0.6, 0.6, (37, 50))
+    x = rng.normal(size=(11, 50)) * np.resize([0.05, 1, 30], 11)[:, None]
+    p = io_params(IO())
+    with _config.slp_vectorized():
+        serial = periphery._read_blocked(w, x, np.uint64(9), p)
+        parallel = periphery._read_blocked_parallel(w, x, np.uint64(9), p)
+    np.testing.assert_array_equal(parallel, serial)
+    assert np.abs(serial).max() > 12  # bound management did scale some outputs back

@@ -288,6 +288,11 @@ def test_warmup_compiles_the_configured_kernels_and_rejects_unknown_devices(caps
         assert _kernels._KERNELS[("stochastic", model, code)].signatures
     assert _kernels._KERNELS[("update", model, False, False)].signatures  # general, serial
     assert _kernels._KERNELS[("single", model)].signatures
+    from progsim import _config, periphery
+
+    assert periphery._read.signatures and periphery._read_blocked.signatures  # the forward's two reads
+    if _config.num_threads() > 1:
+        assert periphery._read_blocked_parallel.signatures
     from progsim.nn._patches import _patch_pass, _rows_to_channels
 
     assert {str(sig[0].dtype) for sig in _patch_pass.signatures} >= {"float32", "float64"}  # the convolutions' patches
