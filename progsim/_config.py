@@ -8,6 +8,8 @@ from here, or made by :func:`serial_and_parallel`; no module hard-codes ``fastma
   counts, and fast-math reassociation would break the exact kernel/naive equality tests.
 * ``cache`` is on unless ``PROGSIM_NUMBA_CACHE=0``: the compiled kernels are written beside
   the package (``progsim/__pycache__``) and loaded by later processes.
+* LLVM's SLP vectoriser, off in numba by default, is switched on by :func:`slp_vectorized`
+  around the first call of the one kernel written for it (the periphery's blocked product).
 * Threads: :func:`set_num_threads` (or ``PROGSIM_NUM_THREADS``, read once at import) sets the
   threads of the parallel kernels for the whole process; with one thread, or below
   ``SERIAL_BELOW`` cells times cycles, the serial variant of a kernel runs instead (no
@@ -200,10 +202,11 @@ class _SLP:
 def slp_vectorized():
     """A context in which numba compiles with LLVM's SLP (straight-line) vectoriser on, for the
     first call of a kernel written for it (the periphery's blocked product: its 32 scalar
-    accumulators become vector registers). numba leaves that vectoriser off by default, for
-    compile time; it packs independent operations of the same kind into one vector
-    instruction and never reorders a floating-point operation, so a kernel gives the same bits
-    with it or without it. A cached kernel is loaded as compiled, whatever the setting."""
+    accumulators become vector registers). numba leaves that vectoriser off by default
+    (``NUMBA_SLP_VECTORIZE=0``); it packs independent operations of the same kind into one
+    vector instruction and reorders no floating-point operation, so a kernel gives the same
+    bits with it or without it. The setting is process-wide while the context lasts. A cached
+    kernel is loaded as compiled, whatever the setting."""
     return _SLP()
 
 

@@ -30,12 +30,12 @@ over the inputs in increasing order (the naive product's bits), in every pass, i
 between threads in the parallel variant of that read; else by one BLAS call (float32 tiles,
 the backward read's transposed weights and fewer vectors, where BLAS's single-precision and
 matrix-vector kernels are the faster ones). So a vector's product depends, by rounding only,
-on how many vectors its read holds, never on the thread count. The noise comes from counter-based streams (:mod:`progsim._rng`)
-seeded by one raw 64-bit draw of the tile's ``numpy.random.Generator`` per read: vector ``k``
-draws, in pass ``q`` (0 first), from the stream ``(draw, q, DOMAIN_READ, k)``, for each output
-in order its weight noise (if on), then its output noise (if on). So the generator's state
-(what a saved tile keeps) fixes every read, and the normals are drawn in the kernel, not by
-NumPy.
+on how many vectors its read holds, never on the thread count. The noise comes from
+counter-based streams (:mod:`progsim._rng`) seeded by one raw 64-bit draw of the tile's
+``numpy.random.Generator`` per read: vector ``k`` draws, in pass ``q`` (0 first), from the
+stream ``(draw, q, DOMAIN_READ, k)``, for each output in order its weight noise (if on), then
+its output noise (if on). So the generator's state (what a saved tile keeps) fixes every read,
+and the normals are drawn in the kernel, not by NumPy.
 """
 
 from __future__ import annotations
@@ -302,8 +302,8 @@ def _make_read(blocked):
 
 
 # The read with BLAS products, and the one with the blocked product (float64 weights in C
-# layout, enough vectors): two kernels, so that a tile compiles the
-# blocked one only once it reads a batch that uses it.
+# layout, enough vectors) in a serial and a parallel variant: kernels of their own, so that a
+# tile compiles the blocked read only once it reads a batch that uses it.
 _read = jit(renamed(_make_read(False), "_read"))
 _read_blocked = jit(renamed(_make_read(True), "_read_blocked"))
 _read_blocked_parallel = jit_parallel(renamed(_make_read(True), "_read_blocked_parallel"))
