@@ -327,7 +327,8 @@ def mvm(weights: np.ndarray, x: np.ndarray, io: IO, rng: np.random.Generator, pa
     if (x.shape[0] < (_BLOCK_FROM_LARGE if weights.size >= _LARGE else _BLOCK_FROM) or weights.dtype != _F64
             or not weights.flags.c_contiguous):
         return _read(weights, x, key, p)
-    parallel = use_parallel(weights.size * x.shape[0]) and weights.size * x.shape[0] >= _PARALLEL_FROM
+    work = weights.size * x.shape[0]
+    parallel = work >= _PARALLEL_FROM and use_parallel(work)
     read = _read_blocked_parallel if parallel else _read_blocked
     if parallel in _READ_BLOCKED_CALLED:
         return read(weights, x, key, p)
