@@ -303,7 +303,8 @@ def _make_read(blocked):
 
 # The read with BLAS products, and the one with the blocked product (float64 weights in C
 # layout, enough vectors) in a serial and a parallel variant: kernels of their own, so that a
-# tile compiles the blocked read only once it reads a batch that uses it.
+# tile compiles the blocked read only once it reads a batch that uses it. Call the blocked ones
+# through mvm, or inside _config.slp_vectorized(): the first compile is cached as it was made.
 _read = jit(renamed(_make_read(False), "_read"))
 _read_blocked = jit(renamed(_make_read(True), "_read_blocked"))
 _read_blocked_parallel = jit_parallel(renamed(_make_read(True), "_read_blocked_parallel"))
