@@ -206,7 +206,7 @@ def _blocked_rows(w, x, y, lo, hi):
 
 @jit(inline="always")
 def _pass(w, x, todo, n, bm, key, pass_no, p, out, z, blocked):
-    """One pass of :func:`_read` over the vectors ``x[todo[:n]]`` at their bound-management
+    """One pass of a read kernel (:func:`_make_read`) over the vectors ``x[todo[:n]]`` at their bound-management
     factors ``bm``, writing their rows of ``out``. The noise of vector ``k`` comes from the
     stream ``(key, pass_no, DOMAIN_READ, k)``: per output, in order, its weight noise (if on),
     then its output noise (if on), drawn into ``z``. The vectors to read again (an output

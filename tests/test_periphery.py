@@ -128,6 +128,7 @@ def test_noise_draws_come_from_the_tile_generator_one_raw_draw_a_read():
     assert gen.bit_generator.random_raw() == ref.bit_generator.random_raw()  # one draw taken, no more
     np.testing.assert_array_equal(mvm(w, x, io, np.random.default_rng(7)), y)
 
+
 @pytest.mark.parametrize("shape, batch", [((10, 37), 13), ((8, 9), 16), ((3, 5), 8), ((512, 512), 3)])
 def test_blocked_product_is_the_naive_sum_bit_for_bit(shape, batch, rng):
     """A float64 read of at least 8 vectors multiplies with the blocked kernel: with the
